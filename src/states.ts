@@ -1,0 +1,50 @@
+/**
+ * The string values of states, statuses and strategies. Each is also a constant object so callers
+ * can write `CircuitState.OPEN` and still compare with plain strings.
+ */
+
+export const CircuitState = {
+  CLOSED: 'CLOSED',
+  OPEN: 'OPEN',
+  HALF_OPEN: 'HALF_OPEN'
+} as const
+export type CircuitState = typeof CircuitState[keyof typeof CircuitState]
+
+export const HealthStatus = {
+  HEALTHY: 'HEALTHY',
+  DEGRADED: 'DEGRADED',
+  UNHEALTHY: 'UNHEALTHY',
+  UNKNOWN: 'UNKNOWN'
+} as const
+export type HealthStatus = typeof HealthStatus[keyof typeof HealthStatus]
+
+export const RecoveryStrategy = {
+  LINEAR: 'LINEAR',
+  EXPONENTIAL: 'EXPONENTIAL',
+  STEP: 'STEP'
+} as const
+export type RecoveryStrategy = typeof RecoveryStrategy[keyof typeof RecoveryStrategy]
+
+/**
+ * How a call ended. NEUTRAL (the caller aborted, or an answer that says nothing about the peer)
+ * counts neither way and gives a half-open permit back.
+ */
+export const Outcome = {
+  SUCCESS: 0,
+  FAILURE: 1,
+  NEUTRAL: 2
+} as const
+export type Outcome = typeof Outcome[keyof typeof Outcome]
+
+/** Numeric circuit states used in the per-slot columns (hot path compares small integers) */
+export const STATE_CLOSED = 0
+export const STATE_OPEN = 1
+export const STATE_HALF_OPEN = 2
+export const CIRCUIT_STATE_NAMES: readonly CircuitState[] = [CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN]
+
+/** Admission results below zero: why a request was refused. Tokens (admitted) are > 0. */
+export const REJECT_OPEN = -1
+export const REJECT_HALF_OPEN_FULL = -2
+export const REJECT_RECOVERY = -3
+/** Admitted but not tracked (the registry is full of peers that may not be evicted): fail open */
+export const UNTRACKED = 0
