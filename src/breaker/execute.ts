@@ -1,0 +1,59 @@
+import { AbortError } from '@libp2p/interface'
+import { CircuitOpenError, TooManyRequestsError, isAbortError } from '../errors.ts'
+import { Outcome, REJECT_OPEN } from '../states.ts'
+import type { BreakerCore } from './core.ts'
+import type { Clock } from '../clock.ts'
+
+/** The protected call. It receives the caller's signal (if any) so it can stop early. */
+export type ProtectedFunction<T> = (signal?: AbortSignal) => T | Promise<T>
+
+export interface ExecuteOptions {
+  /** Aborting it makes the call's outcome neutral; an already-aborted signal rejects at once */
+  signal?: AbortSignal
+}
+
+/** The error for an already-aborted signal: its reason if that is an AbortError, else a new one */
+export function abortErrorFor (signal: AbortSignal): Error {
+  const reason: unknown = signal.reason
+  return isAbortError(reason) ? reason as Error : new AbortError()
+}
+
+/** The error for a negative `acquire` result (gobreaker's messages) */
+export function rejectionError (code: number): Error {
+  return code === REJECT_OPEN ? new CircuitOpenError() : new TooManyRequestsError()
+}
+
+/**
+ * How a call ended. Aborts (the caller's signal fired, or an AbortError) are neutral; otherwise
+ * the user's `isSuccessful` decides, and a throwing `isSuccessful` counts as a failure.
+ */
+export function classifyOutcome (isSuccessful: (err: unknown) => boolean, threw: boolean, err: unknown, signal: AbortSignal | undefined): Outcome {
+  if (signal?.aborted === true || (threw && isAbortError(err))) {
+    return Outcome.NEUTRAL
+  }
+  if (threw && err == null) {
+    // `throw undefined` is still a throw: isSuccessful(undefined) would call it a success
+    return Outcome.FAILURE
+  }
+  try {
+    return isSuccessful(err) ? Outcome.SUCCESS : Outcome.FAILURE
+  } catch {
+    return Outcome.FAILURE
+  }
+}
+
+/**
+ * Runs `fn` for an admitted token and settles the token with the call's outcome. The function's
+ * own result or error is passed through unchanged; a synchronous throw counts like a rejection.
+ */
+export async function runAdmitted<T> (core: BreakerCore, token: number, fn: ProtectedFunction<T>, signal: AbortSignal | undefined, clock: Clock): Promise<T> {
+  let result: T
+  try {
+    result = await fn(signal)
+  } catch (err) {
+    core.settle(token, classifyOutcome(core.config.isSuccessful, true, err, signal), clock.now(), err)
+    throw err
+  }
+  core.settle(token, classifyOutcome(core.config.isSuccessful, false, undefined, signal), clock.now())
+  return result
+}
