@@ -1,3 +1,5 @@
+/// <reference types="node" />
+/// <reference types="mocha" />
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import sinon from 'sinon'
@@ -117,7 +119,7 @@ describe('DeadlineScheduler', () => {
     assert.equal(s.size, 0)
     assert.equal(clock.countTimers(), 0)
     clock.tick(1000)
-    assert.deepEqual(fired, [])
+    assert.equal(fired.length, 0)
 
     s.schedule(Date.now() + 5, () => fired.push(99))
     clock.tick(5)
