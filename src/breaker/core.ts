@@ -217,7 +217,12 @@ export class BreakerCore implements SlotColumns {
    * REJECT_HALF_OPEN_FULL. Allocates nothing unless the circuit changes state.
    */
   acquire (slot: number, now: number): number {
-    const state = this.advance(slot, now)
+    let state = this.advance(slot, now)
+    if (this.pending.length !== 0) {
+      // listeners run before the decision, so it sees anything they changed
+      this.flush()
+      state = this.state[slot]
+    }
     let result: number
     if (state === STATE_OPEN) {
       result = REJECT_OPEN
@@ -246,7 +251,11 @@ export class BreakerCore implements SlotColumns {
     if (slot >= this.capacity) {
       return
     }
-    const state = this.advance(slot, now)
+    let state = this.advance(slot, now)
+    if (this.pending.length !== 0) {
+      this.flush()
+      state = this.state[slot]
+    }
     if ((token - slot) / SLOT_SPACE === this.generation[slot]) {
       if (outcome === Outcome.SUCCESS) {
         this.onSuccess(slot, state, now)
@@ -326,11 +335,12 @@ export class BreakerCore implements SlotColumns {
 
   /** The numeric state at `now` (time-driven changes happen here, and are reported) */
   stateOf (slot: number, now: number): number {
-    const state = this.advance(slot, now)
+    this.advance(slot, now)
     if (this.pending.length !== 0) {
       this.flush()
     }
-    return state
+    // read after the listeners ran: one of them may have changed it
+    return this.state[slot]
   }
 
   /** The counts of the current generation at `now` (an expired CLOSED window reads as zero) */
