@@ -60,6 +60,8 @@ export class CircuitBreaker {
     })
     this.core.grow(1)
     this.core.reset(SLOT)
+    // gobreaker starts the first CLOSED window at construction
+    this.core.stateOf(SLOT, this.clock.now())
     this.onStateChange = this.events.listen
     this.core.onTransition((_slot, from, to, reason, _now, cause) => {
       if (this.events.size > 0) {
