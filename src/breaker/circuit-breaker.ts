@@ -75,16 +75,21 @@ export class CircuitBreaker {
    * `TooManyRequestsError` when the HALF_OPEN quota is used up, without calling `fn`. Otherwise
    * returns `fn`'s result or rethrows its error unchanged.
    */
-  async execute<T> (fn: ProtectedFunction<T>, options?: ExecuteOptions): Promise<T> {
-    const signal = options?.signal
-    if (signal?.aborted === true) {
-      throw abortErrorFor(signal)
+  execute<T> (fn: ProtectedFunction<T>, options?: ExecuteOptions): Promise<T> {
+    // not `async`: a synchronous fn settles without extra microtask turns
+    try {
+      const signal = options?.signal
+      if (signal?.aborted === true) {
+        return Promise.reject(abortErrorFor(signal))
+      }
+      const token = this.core.acquire(SLOT, this.clock.now())
+      if (token < 0) {
+        return Promise.reject(rejectionError(token))
+      }
+      return runAdmitted(this.core, token, fn, signal, this.clock)
+    } catch (err) {
+      return Promise.reject(err)
     }
-    const token = this.core.acquire(SLOT, this.clock.now())
-    if (token < 0) {
-      throw rejectionError(token)
-    }
-    return runAdmitted(this.core, token, fn, signal, this.clock)
   }
 
   /** The current state; reading it applies any time-driven change */

@@ -45,15 +45,49 @@ export function classifyOutcome (isSuccessful: (err: unknown) => boolean, threw:
 /**
  * Runs `fn` for an admitted token and settles the token with the call's outcome. The function's
  * own result or error is passed through unchanged; a synchronous throw counts like a rejection.
+ * A synchronous `fn` is settled at once, without waiting for a microtask.
  */
-export async function runAdmitted<T> (core: BreakerCore, token: number, fn: ProtectedFunction<T>, signal: AbortSignal | undefined, clock: Clock): Promise<T> {
-  let result: T
+export function runAdmitted<T> (core: BreakerCore, token: number, fn: ProtectedFunction<T>, signal: AbortSignal | undefined, clock: Clock): Promise<T> {
+  let value: T | PromiseLike<T>
   try {
-    result = await fn(signal)
+    value = fn(signal)
   } catch (err) {
-    core.settle(token, classifyOutcome(core.config.isSuccessful, true, err, signal), clock.now(), err)
-    throw err
+    settleThrown(core, token, err, signal, clock)
+    return Promise.reject(err)
   }
+  if (isPromiseLike(value)) {
+    return Promise.resolve(value).then(
+      (result) => {
+        settleReturned(core, token, signal, clock)
+        return result
+      },
+      (err: unknown) => {
+        settleThrown(core, token, err, signal, clock)
+        throw err
+      }
+    )
+  }
+  settleReturned(core, token, signal, clock)
+  return Promise.resolve(value)
+}
+
+/** Runs `fn` with no circuit (an untracked peer), turning a synchronous throw into a rejection */
+export function runUnprotected<T> (fn: ProtectedFunction<T>, signal: AbortSignal | undefined): Promise<T> {
+  try {
+    return Promise.resolve(fn(signal))
+  } catch (err) {
+    return Promise.reject(err)
+  }
+}
+
+function settleReturned (core: BreakerCore, token: number, signal: AbortSignal | undefined, clock: Clock): void {
   core.settle(token, classifyOutcome(core.config.isSuccessful, false, undefined, signal), clock.now())
-  return result
+}
+
+function settleThrown (core: BreakerCore, token: number, err: unknown, signal: AbortSignal | undefined, clock: Clock): void {
+  core.settle(token, classifyOutcome(core.config.isSuccessful, true, err, signal), clock.now(), err)
+}
+
+function isPromiseLike<T> (value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return value != null && typeof (value as { then?: unknown }).then === 'function'
 }

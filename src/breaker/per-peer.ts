@@ -4,7 +4,7 @@ import { PeerRegistry } from '../peers/registry.ts'
 import { CIRCUIT_STATE_NAMES, CircuitState } from '../states.ts'
 import { resolveCircuitBreakerConfig } from './config.ts'
 import { BreakerCore, TransitionReason } from './core.ts'
-import { abortErrorFor, rejectionError, runAdmitted } from './execute.ts'
+import { abortErrorFor, rejectionError, runAdmitted, runUnprotected } from './execute.ts'
 import type { StateChangeEvent } from './circuit-breaker.ts'
 import type { CircuitBreakerConfig, Counts, ResolvedCircuitBreakerConfig } from './config.ts'
 import type { ExecuteOptions, ProtectedFunction } from './execute.ts'
@@ -101,22 +101,27 @@ export class BitswapCircuitBreaker {
    * Runs `fn` through `peer`'s circuit (created on first use). Rejects with `CircuitOpenError` or
    * `TooManyRequestsError` without calling `fn`; otherwise passes `fn`'s result or error through.
    */
-  async executeWithPeer<T> (peer: PeerLike, fn: ProtectedFunction<T>, options?: ExecuteOptions): Promise<T> {
-    const signal = options?.signal
-    if (signal?.aborted === true) {
-      throw abortErrorFor(signal)
+  executeWithPeer<T> (peer: PeerLike, fn: ProtectedFunction<T>, options?: ExecuteOptions): Promise<T> {
+    // not `async`: a synchronous fn settles without extra microtask turns
+    try {
+      const signal = options?.signal
+      if (signal?.aborted === true) {
+        return Promise.reject(abortErrorFor(signal))
+      }
+      const now = this.clock.now()
+      const slot = this.registry.slot(peer, now)
+      if (slot === -1) {
+        // untracked: the registry is full of peers it must remember, so this one is not protected
+        return runUnprotected(fn, signal)
+      }
+      const token = this.core.acquire(slot, now)
+      if (token < 0) {
+        return Promise.reject(rejectionError(token))
+      }
+      return runAdmitted(this.core, token, fn, signal, this.clock)
+    } catch (err) {
+      return Promise.reject(err)
     }
-    const now = this.clock.now()
-    const slot = this.registry.slot(peer, now)
-    if (slot === -1) {
-      // untracked: the registry is full of peers it must remember, so this one is not protected
-      return fn(signal)
-    }
-    const token = this.core.acquire(slot, now)
-    if (token < 0) {
-      throw rejectionError(token)
-    }
-    return runAdmitted(this.core, token, fn, signal, this.clock)
   }
 
   /** The peer's state; CLOSED for an unknown peer (which is not created) */
