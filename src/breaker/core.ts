@@ -293,13 +293,13 @@ export class BreakerCore implements SlotColumns {
    * Holds the circuit OPEN until every isolation is released (ref-counted). Not a trip: the
    * backoff level is untouched and `canTrip` is not asked.
    */
-  isolate (slot: number, now: number): void {
+  isolate (slot: number, now: number = this.clock.now()): void {
     const state = this.advance(slot, now)
     if (this.isolation[slot] < MAX_ISOLATION) {
       this.isolation[slot]++
     }
     if (state !== STATE_OPEN) {
-      this.setState(slot, STATE_OPEN, now, TransitionReason.ISOLATE)
+      this.setState(slot, STATE_OPEN, now, TransitionReason.ISOLATE, undefined, false)
     }
     this.flush()
   }
@@ -309,7 +309,7 @@ export class BreakerCore implements SlotColumns {
    * once if its open duration has passed (or it was isolated from CLOSED / HALF_OPEN), else at the
    * end of that duration.
    */
-  release (slot: number, now: number): void {
+  release (slot: number, now: number = this.clock.now()): void {
     if (this.isolation[slot] === 0) {
       return
     }
@@ -454,7 +454,7 @@ export class BreakerCore implements SlotColumns {
     this.setState(slot, STATE_OPEN, now, reason, cause)
   }
 
-  private setState (slot: number, to: number, now: number, reason: string, cause?: unknown): void {
+  private setState (slot: number, to: number, now: number, reason: string, cause?: unknown, backoff: boolean = true): void {
     const from = this.state[slot]
     if (from === to) {
       return
@@ -470,7 +470,7 @@ export class BreakerCore implements SlotColumns {
       this.levelSince[slot] = now
     } else if (to === STATE_OPEN) {
       // isolation holds the circuit open by itself, so it adds no open duration and no backoff
-      this.expiry[slot] = reason === TransitionReason.ISOLATE ? now : now + this.openDuration(slot)
+      this.expiry[slot] = backoff ? now + this.openDuration(slot) : now
     } else {
       this.expiry[slot] = 0
     }
