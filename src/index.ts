@@ -1,0 +1,173 @@
+/**
+ * @packageDocumentation
+ *
+ * Per-peer circuit breakers, health monitoring and gradual recovery for IPFS Bitswap on js-libp2p.
+ *
+ * The engine (`CircuitBreaker`, `BitswapCircuitBreaker`, `HealthMonitor`, `RecoveryManager`,
+ * `BitswapProtectionManager`) decides whether a peer may be talked to; the libp2p service
+ * (`bitswapCircuitBreaker()`) applies those decisions to every Bitswap stream and dial.
+ *
+ * @example Add it to a libp2p node
+ *
+ * ```ts
+ * import { createLibp2p } from 'libp2p'
+ * import { bitswapCircuitBreaker } from 'bitswap-circuit-breaker'
+ *
+ * const node = await createLibp2p({
+ *   // ...transports, encrypters, muxers
+ *   services: {
+ *     bitswapCircuitBreaker: bitswapCircuitBreaker()
+ *   }
+ * })
+ * ```
+ *
+ * @example Add it to Helia without losing Helia's default services
+ *
+ * ```ts
+ * import { createHelia, libp2pDefaults } from 'helia'
+ * import { addBitswapCircuitBreaker } from 'bitswap-circuit-breaker'
+ *
+ * const helia = await createHelia({
+ *   libp2p: addBitswapCircuitBreaker(libp2pDefaults())
+ * })
+ * ```
+ */
+
+import { BitswapCircuitBreakerService } from './libp2p/service.ts'
+import { DEFAULT_SERVICE_KEY } from './libp2p/constants.ts'
+import type { Clock, RandomSource } from './clock.ts'
+import type { BitswapProtectionManager, OverallStatus, PeerStatus, ProtectionConfigInit } from './protection/protection-manager.ts'
+import type { CircuitState } from './states.ts'
+import type { OpenStreamGuardInit } from './libp2p/open-stream-guard.ts'
+import type { ComponentLogger, ConnectionGater, Libp2pEvents, Metrics, PeerId, TypedEventTarget } from '@libp2p/interface'
+import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+
+export * from './states.ts'
+export * from './errors.ts'
+export { systemClock, seededRandom } from './clock.ts'
+export type { Clock, RandomSource } from './clock.ts'
+export type { Disposable } from './event.ts'
+export type { PeerLike } from './peers/peer-key.ts'
+export { PeerRegistry } from './peers/registry.ts'
+export type { PeerRegistryInit } from './peers/registry.ts'
+export { CircuitBreaker } from './breaker/circuit-breaker.ts'
+export { BitswapCircuitBreaker } from './breaker/per-peer.ts'
+export { defaultBitswapCircuitBreakerConfig } from './breaker/config.ts'
+export type { CircuitBreakerConfig, Counts } from './breaker/config.ts'
+export { HealthMonitor } from './health/health-monitor.ts'
+export { defaultHealthMonitorConfig } from './health/config.ts'
+export type { HealthMonitorConfig } from './health/config.ts'
+export { RecoveryManager } from './recovery/recovery-manager.ts'
+export { defaultRecoveryConfig } from './recovery/config.ts'
+export type { RecoveryConfig } from './recovery/config.ts'
+export { BitswapProtectionManager, defaultProtectionConfig } from './protection/protection-manager.ts'
+export type { ProtectionConfig, ProtectionConfigInit, PeerStatus, OverallStatus } from './protection/protection-manager.ts'
+export { DEFAULT_BITSWAP_PROTOCOLS } from './libp2p/constants.ts'
+export type { OpenStreamGuardInit } from './libp2p/open-stream-guard.ts'
+
+/** What `circuit:*` events carry */
+export interface CircuitEventDetail {
+  peer: PeerId
+  from: CircuitState
+  to: CircuitState
+  /** Why the state changed, e.g. "3/3 requests failed", "open-stream deadline missed", "timeout elapsed" */
+  reason: string
+}
+
+export interface BitswapCircuitBreakerEvents {
+  'circuit:open': CustomEvent<CircuitEventDetail>
+  'circuit:half-open': CustomEvent<CircuitEventDetail>
+  'circuit:close': CustomEvent<CircuitEventDetail>
+}
+
+export interface BitswapCircuitBreakerInit extends ProtectionConfigInit {
+  /**
+   * The Bitswap protocols whose streams are gated
+   *
+   * @default ['/ipfs/bitswap/1.2.0', '/ipfs/bitswap/1.1.0', '/ipfs/bitswap/1.0.0', '/ipfs/bitswap']
+   */
+  protocols?: string[]
+
+  /**
+   * Hang up a peer's connections when its circuit opens. libp2p does not consult the gater while a
+   * connection exists, so without this an open circuit only refuses streams; with it, Helia re-sends
+   * its wantlist when the half-open redial reconnects, which is what lets the peer recover.
+   *
+   * @default true
+   */
+  disconnectOnOpen?: boolean
+
+  /**
+   * When the open duration of a peer we hung up on has passed, redial it once as the half-open probe
+   * (nothing else would reconnect it unless routing finds it again)
+   *
+   * @default true
+   */
+  redialOnHalfOpen?: boolean
+
+  /**
+   * Peers that are never gated (trusted peers, your own gateways)
+   *
+   * @default []
+   */
+  allowlist?: Array<PeerId | string>
+
+  /**
+   * Deadlines for outbound Bitswap stream opens (see `OpenStreamGuardInit`)
+   */
+  openStream?: Omit<OpenStreamGuardInit, 'protocols' | 'scheduler'>
+
+  /**
+   * The clock used by every component (tests inject a fake one)
+   *
+   * @default Date.now
+   */
+  clock?: Clock
+
+  /**
+   * The random source used for backoff jitter
+   *
+   * @default Math.random
+   */
+  random?: RandomSource
+}
+
+export interface BitswapCircuitBreakerComponents {
+  peerId: PeerId
+  registrar: Registrar
+  connectionManager: ConnectionManager
+  connectionGater: ConnectionGater
+  events: TypedEventTarget<Libp2pEvents>
+  logger: ComponentLogger
+  metrics?: Metrics
+}
+
+/** The service as `node.services.bitswapCircuitBreaker` */
+export interface BitswapCircuitBreaker extends TypedEventTarget<BitswapCircuitBreakerEvents> {
+  /** The engine behind the service: breaker, health and recovery state of every peer */
+  readonly protection: BitswapProtectionManager
+  getPeerStatus(peer: PeerId | string): PeerStatus
+  getOverallStatus(): OverallStatus
+}
+
+/**
+ * The service factory, for `createLibp2p({ services: { bitswapCircuitBreaker: bitswapCircuitBreaker() } })`
+ */
+export function bitswapCircuitBreaker (init: BitswapCircuitBreakerInit = {}): (components: BitswapCircuitBreakerComponents) => BitswapCircuitBreaker {
+  return (components) => new BitswapCircuitBreakerService(components, init)
+}
+
+/**
+ * Adds the service to an existing libp2p config (e.g. Helia's `libp2pDefaults()`), keeping every
+ * service already in it. Helia's `libp2p` option replaces the whole services map, so pass it the
+ * result of this call rather than a map with only our service in it.
+ */
+export function addBitswapCircuitBreaker<T extends { services?: Record<string, unknown> }> (config: T, init: BitswapCircuitBreakerInit = {}, key: string = DEFAULT_SERVICE_KEY): T & { services: Record<string, unknown> } {
+  return {
+    ...config,
+    services: {
+      ...config.services,
+      [key]: bitswapCircuitBreaker(init)
+    }
+  }
+}

@@ -1,0 +1,241 @@
+import { serviceCapabilities, TypedEventEmitter } from '@libp2p/interface'
+import { BitswapProtectionManager } from '../protection/protection-manager.ts'
+import { CircuitState, Outcome, REJECT_OPEN, UNTRACKED } from '../states.ts'
+import { DEFAULT_BITSWAP_PROTOCOLS, SERVICE_NAME } from './constants.ts'
+import { DeadlineScheduler } from './deadline-scheduler.ts'
+import { wrapGater } from './gater.ts'
+import { installMiddleware } from './middleware.ts'
+import { OpenStreamGuard } from './open-stream-guard.ts'
+import { watchStream } from './stream-watch.ts'
+import { patchMiddlewarePileup } from './upstream.ts'
+import type { BitswapCircuitBreakerComponents, BitswapCircuitBreakerEvents, BitswapCircuitBreakerInit, BitswapCircuitBreaker, CircuitEventDetail } from '../index.ts'
+import type { OverallStatus, PeerStatus, TransitionEvent } from '../protection/protection-manager.ts'
+import type { OpenStreamGate } from './open-stream-guard.ts'
+import type { StreamOutcomeSink } from './stream-watch.ts'
+import type { Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
+
+/**
+ * The libp2p service: sits between the network and the real Bitswap handler and decides, per peer,
+ * whether each Bitswap stream (both directions) and each dial may proceed.
+ *
+ * - Inbound and outbound Bitswap streams pass through our stream middleware, which admits or refuses
+ *   them and watches how they end (see stream-watch.ts).
+ * - Outbound opens are also timed from the moment Bitswap asks for them (open-stream-guard.ts):
+ *   a peer that blackholes bytes never gets as far as middleware.
+ * - Dials to a peer whose circuit is OPEN are denied through the node's own gater (gater.ts), and
+ *   opening a circuit hangs up the peer, because the gater is not consulted while a connection exists.
+ */
+export class BitswapCircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreakerEvents> implements Startable, BitswapCircuitBreaker, OpenStreamGate, StreamOutcomeSink {
+  readonly [Symbol.toStringTag] = SERVICE_NAME
+  readonly [serviceCapabilities]: string[] = ['@ipfs/bitswap-circuit-breaker']
+
+  readonly protection: BitswapProtectionManager
+  private readonly components: BitswapCircuitBreakerComponents
+  private readonly log: Logger
+  private readonly protocols: readonly string[]
+  private readonly disconnectOnOpen: boolean
+  private readonly redialOnHalfOpen: boolean
+  private readonly allowlist: Set<string>
+  private readonly scheduler: DeadlineScheduler
+  private readonly guard: OpenStreamGuard
+  private undo: Array<() => void> = []
+  private started = false
+  private upstreamWorkaround: 'applied' | 'not-needed' | 'not-started' = 'not-started'
+
+  constructor (components: BitswapCircuitBreakerComponents, init: BitswapCircuitBreakerInit = {}) {
+    super()
+    this.components = components
+    this.log = components.logger.forComponent('libp2p:bitswap-circuit-breaker')
+    this.protocols = [...(init.protocols ?? DEFAULT_BITSWAP_PROTOCOLS)]
+    this.disconnectOnOpen = init.disconnectOnOpen ?? true
+    this.redialOnHalfOpen = init.redialOnHalfOpen ?? true
+    this.allowlist = new Set((init.allowlist ?? []).map(p => p.toString()))
+    this.protection = new BitswapProtectionManager(init, { clock: init.clock, random: init.random })
+    this.scheduler = new DeadlineScheduler({ clock: this.protection.clock })
+    this.guard = new OpenStreamGuard(components, this, {
+      ...init.openStream,
+      protocols: this.protocols,
+      scheduler: this.scheduler
+    })
+    this.protection.onTransition(this.onTransition)
+  }
+
+  start (): void {
+    if (this.started) {
+      return
+    }
+    const { registrar, connectionGater } = this.components
+    const upstream = patchMiddlewarePileup(registrar)
+    this.upstreamWorkaround = upstream.applied ? 'applied' : 'not-needed'
+    this.undo = [
+      upstream.restore,
+      installMiddleware(registrar, this.protocols, this.onStream),
+      wrapGater(connectionGater, this.denies)
+    ]
+    this.guard.start()
+    this.undo.push(() => { this.guard.stop() })
+    this.started = true
+    this.log('started on %s, upstream middleware workaround %s', this.protocols.join(', '), this.upstreamWorkaround)
+  }
+
+  stop (): void {
+    if (!this.started) {
+      return
+    }
+    // undo in reverse order of installation
+    for (const undo of this.undo.reverse()) {
+      undo()
+    }
+    this.undo = []
+    this.scheduler.stop()
+    this.started = false
+    this.log('stopped')
+  }
+
+  isStarted (): boolean {
+    return this.started
+  }
+
+  /** Whether the libp2p ≤ 3.3.11 middleware workaround had to be applied (see upstream.ts) */
+  get upstreamMiddlewareWorkaround (): 'applied' | 'not-needed' | 'not-started' {
+    return this.upstreamWorkaround
+  }
+
+  getPeerStatus (peer: PeerId | string): PeerStatus {
+    return this.protection.getPeerStatus(peer)
+  }
+
+  getOverallStatus (): OverallStatus {
+    return this.protection.getOverallStatus()
+  }
+
+  /**
+   * Stream middleware, run for every Bitswap stream in both directions after protocol negotiation.
+   * Throwing refuses the stream: outbound, `dialProtocol` rejects with our error; inbound, libp2p
+   * aborts the stream before the handler runs. Never return without calling `next` or throwing: an
+   * outbound `dialProtocol` would hang forever.
+   */
+  private readonly onStream = (stream: Stream, connection: Connection, next: (stream: Stream, connection: Connection) => void): void => {
+    const peer = connection.remotePeer
+    // outbound opens that went through `openStream` were admitted (and are watched) by the guard
+    if ((stream.direction === 'outbound' && this.guard.inFlight(peer) > 0) || this.allowlist.has(peer.toString())) {
+      next(stream, connection)
+      return
+    }
+    const token = this.protection.admit(peer)
+    if (token < 0) {
+      throw this.protection.rejectionError(token)
+    }
+    if (token !== UNTRACKED) {
+      watchStream(stream, token, this.protection.clock.now(), this.protection.clock, this)
+    }
+    next(stream, connection)
+  }
+
+  /** Gater decision: an OPEN circuit denies dials and new inbound connections */
+  private readonly denies = (peer: PeerId): boolean => {
+    return this.protection.circuitState(peer) === CircuitState.OPEN && !this.allowlist.has(peer.toString())
+  }
+
+  // -- OpenStreamGate: outbound opens timed by the guard --
+
+  admit (peer: PeerId): number {
+    if (this.allowlist.has(peer.toString())) {
+      return UNTRACKED
+    }
+    return this.protection.admit(peer)
+  }
+
+  rejection (code: number): Error {
+    return this.protection.rejectionError(code)
+  }
+
+  opened (token: number, _peer: PeerId, stream: Stream, openMs: number): void {
+    if (token !== UNTRACKED) {
+      watchStream(stream, token, this.protection.clock.now() - openMs, this.protection.clock, this)
+    }
+  }
+
+  failed (token: number, _peer: PeerId, outcome: Outcome, openMs: number, err: Error): void {
+    if (token !== UNTRACKED) {
+      this.protection.settle(token, outcome, openMs, err)
+    }
+  }
+
+  // -- StreamOutcomeSink --
+
+  settleStream (token: number, outcome: Outcome, latencyMs: number, err?: Error): void {
+    this.protection.settle(token, outcome, latencyMs, err)
+  }
+
+  // -- circuit transitions --
+
+  private readonly onTransition = (evt: TransitionEvent): void => {
+    const peer = evt.peer
+    if (typeof peer === 'string') {
+      // the service always hands PeerIds to the engine; a string means an engine user did
+      return
+    }
+    this.log('circuit for %p %s -> %s: %s', peer, evt.from, evt.to, evt.reason)
+    const detail: CircuitEventDetail = { peer, from: evt.from, to: evt.to, reason: evt.reason }
+    if (evt.to === CircuitState.OPEN) {
+      this.safeDispatchEvent('circuit:open', { detail })
+      // side effects after the engine has finished its transition (we are inside its callback)
+      queueMicrotask(() => { this.isolatePeer(peer) })
+    } else if (evt.to === CircuitState.HALF_OPEN) {
+      this.safeDispatchEvent('circuit:half-open', { detail })
+    } else {
+      this.safeDispatchEvent('circuit:close', { detail })
+    }
+  }
+
+  /**
+   * A circuit just opened: cancel the peer's in-flight opens (they hold slots of Bitswap's shared
+   * send queue and would stall sends to every other peer), and hang up so the gater decides when it
+   * may come back. Helia re-sends its whole wantlist on reconnect, so the redial is the probe.
+   */
+  private isolatePeer (peer: PeerId): void {
+    if (!this.started) {
+      return
+    }
+    const cancelled = this.guard.cancelPeer(peer, this.protection.rejectionError(REJECT_OPEN))
+    if (cancelled > 0) {
+      this.log.trace('cancelled %d in-flight opens to %p', cancelled, peer)
+    }
+    if (!this.disconnectOnOpen) {
+      return
+    }
+    const connections = this.components.connectionManager.getConnections(peer)
+    if (connections.length === 0) {
+      return
+    }
+    for (const connection of connections) {
+      connection.abort(this.protection.rejectionError(REJECT_OPEN))
+    }
+    if (this.redialOnHalfOpen) {
+      this.scheduler.schedule(this.protection.openUntil(peer), () => { this.probe(peer) })
+    }
+  }
+
+  /** The open duration has passed: redial once, as the half-open probe */
+  private probe (peer: PeerId): void {
+    if (!this.started || this.protection.circuitState(peer) !== CircuitState.HALF_OPEN) {
+      return
+    }
+    if (this.components.connectionManager.getConnections(peer).length > 0) {
+      return
+    }
+    const token = this.protection.admit(peer)
+    if (token <= 0) {
+      return
+    }
+    const startedAt = this.protection.clock.now()
+    this.components.connectionManager.openConnection(peer)
+      .then(() => {
+        this.protection.settle(token, Outcome.SUCCESS, this.protection.clock.now() - startedAt)
+      }, (err: Error) => {
+        this.log('half-open redial of %p failed - %e', peer, err)
+        this.protection.settle(token, Outcome.FAILURE, this.protection.clock.now() - startedAt, err)
+      })
+  }
+}

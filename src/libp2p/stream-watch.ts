@@ -1,0 +1,78 @@
+import { Outcome } from '../states.ts'
+import type { Clock } from '../clock.ts'
+import type { Stream, StreamCloseEvent } from '@libp2p/interface'
+
+/** Where a watched stream's outcome goes: the service settles the admission token with it */
+export interface StreamOutcomeSink {
+  settleStream(token: number, outcome: Outcome, latencyMs: number, err?: Error): void
+}
+
+/**
+ * How a Bitswap stream's life ended, from the breaker's point of view:
+ * - a clean close is a success;
+ * - the remote resetting it is a failure;
+ * - our own abort (our caller gave up, or our circuit opened) says nothing about the peer: neutral,
+ *   except an idle timeout, which means the remote went quiet on us: a failure.
+ */
+export function classifyClose (error: Error | undefined, local: boolean | undefined): Outcome {
+  if (error == null) {
+    return Outcome.SUCCESS
+  }
+  if (local === true) {
+    return error.name === 'TimeoutError' ? Outcome.FAILURE : Outcome.NEUTRAL
+  }
+  return Outcome.FAILURE
+}
+
+/**
+ * Watches one admitted stream until it ends and settles its token exactly once. One small object
+ * per stream, used as the event listener itself (`handleEvent`) so no closure is allocated.
+ */
+class StreamWatch {
+  private settled = false
+
+  constructor (
+    private readonly sink: StreamOutcomeSink,
+    private readonly clock: Clock,
+    private readonly token: number,
+    private readonly startedAt: number
+  ) {}
+
+  handleEvent (evt: Event): void {
+    const { error, local } = evt as StreamCloseEvent
+    this.settle(classifyClose(error, local), error)
+  }
+
+  /** Settles now (e.g. a deadline passed before the stream ended); later events are ignored */
+  settle (outcome: Outcome, err?: Error): void {
+    if (this.settled) {
+      return
+    }
+    this.settled = true
+    this.sink.settleStream(this.token, outcome, this.clock.now() - this.startedAt, err)
+  }
+
+  get done (): boolean {
+    return this.settled
+  }
+}
+
+export type { StreamWatch }
+
+/**
+ * Starts watching `stream`. A stream can already be over when middleware runs (a peer that resets
+ * everything often resets before our middleware sees the stream), and then no `close` event will
+ * ever come: check its status on entry.
+ */
+export function watchStream (stream: Stream, token: number, startedAt: number, clock: Clock, sink: StreamOutcomeSink): StreamWatch {
+  const watch = new StreamWatch(sink, clock, token, startedAt)
+  const status = stream.status
+  if (status === 'reset' || status === 'aborted') {
+    watch.settle(Outcome.FAILURE)
+  } else if (status === 'closed') {
+    watch.settle(Outcome.SUCCESS)
+  } else {
+    stream.addEventListener('close', watch, { once: true })
+  }
+  return watch
+}

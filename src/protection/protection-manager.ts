@@ -1,0 +1,328 @@
+import { systemClock } from '../clock.ts'
+import { ClosedError, CircuitOpenError, RecoveryThrottledError, TooManyRequestsError } from '../errors.ts'
+import { abortErrorFor, classifyOutcome } from '../breaker/execute.ts'
+import { SLOT_SPACE, TransitionReason } from '../breaker/core.ts'
+import { BitswapCircuitBreaker } from '../breaker/per-peer.ts'
+import { EventEmitter } from '../event.ts'
+import { HealthMonitor } from '../health/health-monitor.ts'
+import { PeerRegistry } from '../peers/registry.ts'
+import { RecoveryManager } from '../recovery/recovery-manager.ts'
+import {
+  CIRCUIT_STATE_NAMES,
+  CircuitState,
+  HealthStatus,
+  Outcome,
+  REJECT_HALF_OPEN_FULL,
+  REJECT_OPEN,
+  REJECT_RECOVERY,
+  STATE_CLOSED,
+  STATE_HALF_OPEN,
+  STATE_OPEN,
+  UNTRACKED
+} from '../states.ts'
+import { resolveProtectionSwitches } from './config.ts'
+import type { ProtectionConfigInit } from './config.ts'
+import type { Counts } from '../breaker/config.ts'
+import type { ExecuteOptions, ProtectedFunction } from '../breaker/execute.ts'
+import type { Clock, RandomSource } from '../clock.ts'
+import type { Disposable } from '../event.ts'
+import type { HealthSnapshot, HealthStats } from '../health/health-monitor.ts'
+import type { PeerLike } from '../peers/peer-key.ts'
+import type { RecoveryStats } from '../recovery/recovery-manager.ts'
+
+export { defaultProtectionConfig } from './config.ts'
+export type { ProtectionConfig, ProtectionConfigInit } from './config.ts'
+
+export interface ProtectionManagerOptions {
+  clock?: Clock
+  random?: RandomSource
+}
+
+/** Everything known about one peer */
+export interface PeerStatus {
+  peer: string
+  circuitState: CircuitState
+  counts: Counts
+  /** When an OPEN circuit lets probes through (0 when not OPEN) */
+  openUntil: number
+  healthStatus: HealthStatus
+  health: HealthSnapshot | undefined
+  isRecovering: boolean
+  recoveryRate: number
+}
+
+/** Numbers of peers per circuit state */
+export interface CircuitStateCounts {
+  closed: number
+  open: number
+  halfOpen: number
+}
+
+export interface OverallStatus {
+  totalPeers: number
+  circuitStates: CircuitStateCounts
+  healthStats: HealthStats
+  recoveryStats: RecoveryStats
+  /** Requests refused because a circuit was OPEN, HALF_OPEN-full, or by the recovery ramp */
+  rejected: { open: number, halfOpen: number, recovery: number }
+  trips: number
+  /** More than 80 % of known peers healthy and fewer than 20 % of circuits open (the seed's rule, with real numbers) */
+  isHealthy(): boolean
+  getSummary(): string
+}
+
+/** A state change of one peer's circuit, with string states */
+export interface TransitionEvent {
+  peer: PeerLike
+  from: CircuitState
+  to: CircuitState
+  reason: string
+}
+
+/**
+ * Breaker → recovery gate → the call → health record, per peer, sharing one bounded peer registry.
+ *
+ * Divergences from the seed (each fixes a bug it had): breaker and recovery rejections are not
+ * counted as the peer's failures; a peer recovers only after its circuit closes, and a recovery that
+ * fails re-trips the circuit instead of letting all traffic through; health-based tripping really
+ * trips; every count in the overall status is real.
+ */
+export class BitswapProtectionManager {
+  readonly clock: Clock
+  readonly registry: PeerRegistry
+  readonly circuitBreaker: BitswapCircuitBreaker
+  readonly healthMonitor: HealthMonitor
+  readonly recoveryManager: RecoveryManager
+  /** Fired after every circuit state change */
+  readonly onTransition: (listener: (evt: TransitionEvent) => void) => Disposable
+
+  private readonly transitions = new EventEmitter<TransitionEvent>()
+  private readonly enableAutoRecovery: boolean
+  private readonly enableHealthBasedTripping: boolean
+  private readonly disposables: Disposable[] = []
+  private rejectedOpen = 0
+  private rejectedHalfOpen = 0
+  private rejectedRecovery = 0
+  private trips = 0
+  private closed = false
+
+  constructor (config: ProtectionConfigInit = {}, options: ProtectionManagerOptions = {}) {
+    const switches = resolveProtectionSwitches(config)
+    this.clock = options.clock ?? systemClock
+    this.registry = new PeerRegistry({ maxPeers: config.maxPeers, idleTimeout: config.idleTimeout, clock: this.clock })
+    this.circuitBreaker = new BitswapCircuitBreaker(config.circuitBreaker, { clock: this.clock, random: options.random, registry: this.registry })
+    this.healthMonitor = new HealthMonitor(config.healthMonitor, { clock: this.clock, registry: this.registry })
+    this.recoveryManager = new RecoveryManager(config.recovery, { clock: this.clock, registry: this.registry })
+    this.enableAutoRecovery = switches.enableAutoRecovery
+    this.enableHealthBasedTripping = switches.enableHealthBasedTripping
+    this.onTransition = this.transitions.listen
+
+    const core = this.circuitBreaker.core
+    this.disposables.push(
+      core.onTransition((slot, from, to, reason, now) => {
+        if (to === STATE_OPEN) {
+          this.trips++
+          // a peer that trips again while ramping back starts over once it closes
+          this.recoveryManager.cancel(slot, now)
+        } else if (to === STATE_CLOSED && from === STATE_HALF_OPEN && this.enableAutoRecovery) {
+          this.recoveryManager.start(slot, now)
+        }
+        this.transitions.emit({
+          peer: this.registry.peer(slot),
+          from: CIRCUIT_STATE_NAMES[from],
+          to: CIRCUIT_STATE_NAMES[to],
+          reason
+        })
+      }),
+      this.recoveryManager.onRecoveryFailed(({ peer, reason }) => {
+        const slot = this.registry.find(peer)
+        if (slot !== -1) {
+          core.trip(slot, this.clock.now(), `recovery failed: ${reason}`)
+        }
+      }),
+      this.healthMonitor.onStatusChange(({ peer, to }) => {
+        if (!this.enableHealthBasedTripping || to !== HealthStatus.UNHEALTHY) {
+          return
+        }
+        const slot = this.registry.find(peer)
+        if (slot !== -1) {
+          core.trip(slot, this.clock.now(), 'health: unhealthy')
+        }
+      })
+    )
+  }
+
+  // -- the two-step API used by the libp2p service (hot path: no allocation) --
+
+  /**
+   * Asks whether a request to `peer` may go ahead. Returns a token (> 0) to pass to `settle`,
+   * `UNTRACKED` (0: go ahead, nothing to settle) when the registry is full of peers that may not be
+   * evicted, or a negative `REJECT_*` code.
+   */
+  admit (peer: PeerLike): number {
+    if (this.closed) {
+      return UNTRACKED
+    }
+    const now = this.clock.now()
+    const slot = this.registry.slot(peer, now)
+    if (slot === -1) {
+      return UNTRACKED
+    }
+    this.registry.touch(slot, now)
+    const token = this.circuitBreaker.core.acquire(slot, now)
+    if (token < 0) {
+      if (token === REJECT_OPEN) {
+        this.rejectedOpen++
+      } else {
+        this.rejectedHalfOpen++
+      }
+      return token
+    }
+    if (!this.recoveryManager.allow(slot, now)) {
+      this.circuitBreaker.core.settle(token, Outcome.NEUTRAL, now)
+      this.rejectedRecovery++
+      return REJECT_RECOVERY
+    }
+    return token
+  }
+
+  /** Reports how an admitted request ended */
+  settle (token: number, outcome: Outcome, latencyMs: number, err?: unknown): void {
+    if (token <= 0) {
+      return
+    }
+    const now = this.clock.now()
+    const slot = token % SLOT_SPACE
+    this.circuitBreaker.core.settle(token, outcome, now, err)
+    if (outcome === Outcome.NEUTRAL) {
+      return
+    }
+    this.healthMonitor.record(slot, now, latencyMs, outcome, err)
+    this.recoveryManager.record(slot, now, outcome === Outcome.SUCCESS)
+  }
+
+  /** The error a rejection code stands for */
+  rejectionError (code: number): Error {
+    if (code === REJECT_OPEN) {
+      return new CircuitOpenError()
+    }
+    if (code === REJECT_HALF_OPEN_FULL) {
+      return new TooManyRequestsError()
+    }
+    return new RecoveryThrottledError()
+  }
+
+  // -- the seed's API --
+
+  /**
+   * Runs `fn` for `peer` if its circuit and recovery ramp allow it, and records the outcome.
+   * Rejections throw `CircuitOpenError`, `TooManyRequestsError` or `RecoveryThrottledError` without
+   * calling `fn`. An aborted `signal` is neutral: it counts neither way.
+   */
+  async executeRequest<T> (peer: PeerLike, fn: ProtectedFunction<T>, options?: ExecuteOptions): Promise<T> {
+    if (this.closed) {
+      throw new ClosedError('protection manager is closed')
+    }
+    const signal = options?.signal
+    if (signal?.aborted === true) {
+      throw abortErrorFor(signal)
+    }
+    const token = this.admit(peer)
+    if (token < 0) {
+      throw this.rejectionError(token)
+    }
+    const isSuccessful = this.circuitBreaker.config.isSuccessful
+    const startedAt = this.clock.now()
+    let result: T
+    try {
+      result = await fn(signal)
+    } catch (err) {
+      this.settle(token, classifyOutcome(isSuccessful, true, err, signal), this.clock.now() - startedAt, err)
+      throw err
+    }
+    this.settle(token, classifyOutcome(isSuccessful, false, undefined, signal), this.clock.now() - startedAt)
+    return result
+  }
+
+  circuitState (peer: PeerLike): CircuitState {
+    return this.circuitBreaker.getPeerState(peer)
+  }
+
+  openUntil (peer: PeerLike): number {
+    return this.circuitBreaker.getPeerOpenUntil(peer)
+  }
+
+  /** Forces a peer's circuit OPEN now (it then follows the normal OPEN → HALF_OPEN path) */
+  trip (peer: PeerLike, reason: string = TransitionReason.TRIP): boolean {
+    return this.circuitBreaker.tripPeer(peer, reason)
+  }
+
+  getPeerStatus (peer: PeerLike): PeerStatus {
+    const now = this.clock.now()
+    const slot = this.registry.find(peer)
+    const circuitState = this.circuitBreaker.getPeerState(peer)
+    return {
+      peer: peer.toString(),
+      circuitState,
+      counts: this.circuitBreaker.getPeerCounts(peer),
+      openUntil: circuitState === CircuitState.OPEN ? this.circuitBreaker.getPeerOpenUntil(peer) : 0,
+      healthStatus: this.healthMonitor.getHealthStatus(peer),
+      health: this.healthMonitor.getHealth(peer),
+      isRecovering: slot !== -1 && this.recoveryManager.recovering(slot, now),
+      recoveryRate: slot !== -1 ? this.recoveryManager.rate(slot, now) : 1
+    }
+  }
+
+  getOverallStatus (): OverallStatus {
+    const circuitStates: CircuitStateCounts = { closed: 0, open: 0, halfOpen: 0 }
+    const now = this.clock.now()
+    const core = this.circuitBreaker.core
+    this.registry.forEach((slot) => {
+      const state = core.stateOf(slot, now)
+      if (state === STATE_OPEN) {
+        circuitStates.open++
+      } else if (state === STATE_HALF_OPEN) {
+        circuitStates.halfOpen++
+      } else {
+        circuitStates.closed++
+      }
+    })
+    const totalPeers = this.registry.size
+    const healthStats = this.healthMonitor.getHealthStats()
+    const recoveryStats = this.recoveryManager.getRecoveryStats()
+    const rejected = { open: this.rejectedOpen, halfOpen: this.rejectedHalfOpen, recovery: this.rejectedRecovery }
+    return {
+      totalPeers,
+      circuitStates,
+      healthStats,
+      recoveryStats,
+      rejected,
+      trips: this.trips,
+      isHealthy () {
+        if (totalPeers === 0) {
+          return true
+        }
+        return healthStats.healthyPeers / totalPeers > 0.8 && circuitStates.open / totalPeers < 0.2
+      },
+      getSummary () {
+        const healthyPercent = totalPeers === 0 ? 0 : healthStats.healthyPeers / totalPeers * 100
+        return `System Status: ${totalPeers} peers, ${healthStats.healthyPeers} healthy (${healthyPercent.toFixed(1)}%), ${recoveryStats.recoveringPeers} recovering, ${circuitStates.open} circuit breakers open`
+      }
+    }
+  }
+
+  /** Stops accepting requests and drops all state. Nothing was running: there are no timers. */
+  close (): void {
+    if (this.closed) {
+      return
+    }
+    this.closed = true
+    for (const d of this.disposables) {
+      d.dispose()
+    }
+    this.transitions.clear()
+    this.healthMonitor.close()
+    this.recoveryManager.close()
+    this.registry.clear()
+  }
+}
