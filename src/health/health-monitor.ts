@@ -13,26 +13,22 @@ import type { Disposable, Listener } from '../event.ts'
 import type { SlotColumns } from '../peers/columns.ts'
 import type { PeerLike } from '../peers/peer-key.ts'
 
-export interface HealthMonitorInit extends HealthMonitorConfig {
-  /**
-   * The registry to keep per-peer state in, shared with the other components (its clock is then
-   * used). Without one the monitor creates its own, whose `idleTimeout` is `maxAge`.
-   */
-  registry?: PeerRegistry
-
-  /** Time source of a monitor's own registry; ignored when `registry` is given */
+export interface HealthMonitorOptions {
+  /** @default the registry's clock, else systemClock */
   clock?: Clock
 
   /**
-   * The most peers a monitor's own registry tracks; ignored when `registry` is given
-   *
-   * @default 10000
+   * A registry shared with the other per-peer components (breaker, recovery). Without one the
+   * monitor creates its own, whose `idleTimeout` is `maxAge`; `maxPeers` then applies to it.
    */
+  registry?: PeerRegistry
+
+  /** @default 10000 */
   maxPeers?: number
 }
 
 /** A snapshot of one peer's health */
-export interface PeerHealth {
+export interface HealthSnapshot {
   /** The peer as it was first recorded */
   peer: PeerLike
   /** When its last request was recorded (clock ms) */
@@ -148,20 +144,15 @@ export class HealthMonitor implements SlotColumns {
   private windowSlow = 0
   private windowCount = 0
 
-  constructor (init: HealthMonitorInit = {}) {
-    this.config = resolveHealthMonitorConfig(init)
-    if (init.registry != null) {
-      this.registry = init.registry
-      this.ownRegistry = false
-    } else {
-      this.registry = new PeerRegistry({
-        clock: init.clock ?? systemClock,
-        idleTimeout: this.config.maxAge,
-        ...(init.maxPeers != null ? { maxPeers: init.maxPeers } : {})
-      })
-      this.ownRegistry = true
-    }
-    this.clock = this.registry.clock
+  constructor (config: HealthMonitorConfig = {}, options: HealthMonitorOptions = {}) {
+    this.config = resolveHealthMonitorConfig(config)
+    this.clock = options.clock ?? options.registry?.clock ?? systemClock
+    this.ownRegistry = options.registry == null
+    this.registry = options.registry ?? new PeerRegistry({
+      maxPeers: options.maxPeers,
+      idleTimeout: this.config.maxAge,
+      clock: this.clock
+    })
     this.onStatusChange = this.statusChange.listen
     this.registry.attach(this)
   }
@@ -195,7 +186,7 @@ export class HealthMonitor implements SlotColumns {
   }
 
   /** A snapshot of the peer's health, or undefined when it has no fresh record */
-  getHealth (peer: PeerLike): PeerHealth | undefined {
+  getHealth (peer: PeerLike): HealthSnapshot | undefined {
     const slot = this.registry.find(peer)
     const now = this.clock.now()
     if (!this.isLive(slot, now)) {
@@ -205,9 +196,9 @@ export class HealthMonitor implements SlotColumns {
   }
 
   /** Snapshots of every peer with a fresh record, keyed by peer id string */
-  getAllHealth (): Map<string, PeerHealth> {
+  getAllHealth (): Map<string, HealthSnapshot> {
     const now = this.clock.now()
-    const all = new Map<string, PeerHealth>()
+    const all = new Map<string, HealthSnapshot>()
     this.registry.forEach((slot, key) => {
       if (this.isLive(slot, now)) {
         all.set(key, this.snapshot(slot, now))
@@ -522,7 +513,7 @@ export class HealthMonitor implements SlotColumns {
     return (total - this.errors[slot]) / total
   }
 
-  private snapshot (slot: number, now: number): PeerHealth {
+  private snapshot (slot: number, now: number): HealthSnapshot {
     const lastResponseTime = this.lastResponse[slot]
     return {
       peer: this.registry.peer(slot),
