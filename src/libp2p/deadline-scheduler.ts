@@ -36,7 +36,8 @@ export interface DeadlineSchedulerInit {
 }
 
 export class DeadlineScheduler {
-  private readonly clock: Clock
+  /** The time base of `at` */
+  readonly clock: Clock
   // per slot
   private at: number[] = []
   private seq: number[] = []
