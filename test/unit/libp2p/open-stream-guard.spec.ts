@@ -2,17 +2,22 @@
 /// <reference types="mocha" />
 import assert from 'node:assert/strict'
 import { getEventListeners } from 'node:events'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { identify as identifyService } from '@libp2p/identify'
 import { StreamResetError, TypedEventEmitter, UnsupportedProtocolError } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
+import { memory } from '@libp2p/memory'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { createLibp2p } from 'libp2p'
 import sinon from 'sinon'
 import { CircuitOpenError, ClosedError, OpenStreamDeadlineError, TooManyRequestsError } from '../../../src/errors.ts'
 import { DeadlineScheduler } from '../../../src/libp2p/deadline-scheduler.ts'
 import { OpenStreamGuard } from '../../../src/libp2p/open-stream-guard.ts'
 import { Outcome, REJECT_HALF_OPEN_FULL, REJECT_OPEN, UNTRACKED } from '../../../src/states.ts'
 import type { OpenStreamGate, OpenStreamGuardInit } from '../../../src/libp2p/open-stream-guard.ts'
-import type { Connection, DialTarget, Libp2pEvents, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, DialTarget, Libp2p, Libp2pEvents, PeerId, Stream, TypedEventTarget, ComponentLogger } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 
 const BITSWAP = '/ipfs/bitswap/1.2.0'
@@ -618,6 +623,121 @@ describe('OpenStreamGuard', () => {
       assert.throws(() => new OpenStreamGuard(components, gate, { sampleWindow: 2, minSamples: 3 }), { name: 'InvalidConfigError' })
       assert.throws(() => new OpenStreamGuard(components, gate, { protocols: [] }), { name: 'InvalidConfigError' })
       assert.throws(() => new OpenStreamGuard(components, gate, { coldMultiplier: -1 }), { name: 'InvalidConfigError' })
+    })
+  })
+  describe('on real nodes (memory transport, noise, yamux, identify)', function () {
+    this.timeout(10_000)
+
+    interface Grabbed { connectionManager: ConnectionManager, events: TypedEventTarget<Libp2pEvents>, logger: ComponentLogger }
+    let nodeA: Libp2p, nodeB: Libp2p
+    let components: Grabbed
+    let realGuard: OpenStreamGuard | undefined
+    let received: number
+
+    beforeEach(async () => {
+      clock.restore()
+      received = 0
+      const grab = (c: Grabbed): object => {
+        components = c
+        return {}
+      }
+      const common = { transports: [memory()], connectionEncrypters: [noise()], streamMuxers: [yamux()] }
+      nodeA = await createLibp2p({ ...common, addresses: { listen: ['/memory/guard-a'] }, services: { identify: identifyService(), grab } })
+      nodeB = await createLibp2p({ ...common, addresses: { listen: ['/memory/guard-b'] }, services: { identify: identifyService() } })
+      await nodeB.handle(BITSWAP, (stream) => {
+        received++
+        void stream.close().catch(() => {})
+      })
+    })
+
+    afterEach(async () => {
+      realGuard?.stop()
+      realGuard = undefined
+      await Promise.all([nodeA?.stop(), nodeB?.stop()])
+      clock = sinon.useFakeTimers()
+    })
+
+    /** Connects A to B and waits (bounded) for A to have identified B */
+    async function connectAndIdentify (): Promise<void> {
+      const identified = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => { reject(new Error('no peer:identify within 5 s')) }, 5000)
+        const onIdentify = (evt: CustomEvent<{ peerId: PeerId }>): void => {
+          if (evt.detail.peerId.equals(nodeB.peerId)) {
+            clearTimeout(timer)
+            nodeA.removeEventListener('peer:identify', onIdentify)
+            resolve()
+          }
+        }
+        nodeA.addEventListener('peer:identify', onIdentify)
+      })
+      await nodeA.dial(nodeB.getMultiaddrs()[0])
+      await identified
+    }
+
+    it('guards dialProtocol: identify sets the cold deadline, a real open is reported as opened', async () => {
+      realGuard = new OpenStreamGuard(components, gate, { coldDeadline: 1999 })
+      realGuard.start()
+      await connectAndIdentify()
+      // 4 × (identify finished − connection open), clamped: not the cold default
+      const upper = 4 * (Date.now() - nodeA.getConnections(nodeB.peerId)[0].timeline.open)
+      const deadline = realGuard.deadlineFor(nodeB.peerId)
+      assert.ok(deadline >= 250 && deadline <= Math.max(upper, 250) && deadline !== 1999, `deadline ${deadline}, upper bound ${upper}`)
+
+      const stream = await nodeA.dialProtocol(nodeB.peerId, BITSWAP)
+      assert.equal(stream.protocol, BITSWAP)
+      assert.equal(gate.openedCalls.length, 1)
+      assert.equal(gate.openedCalls[0].stream, stream)
+      assert.ok(gate.openedCalls[0].peer.equals(nodeB.peerId))
+      assert.equal(realGuard.inFlight(nodeB.peerId), 0)
+      await stream.close()
+
+      // a multiaddr with /p2p/ of a connected peer is guarded too; other protocols are not
+      await (await nodeA.dialProtocol(nodeB.getMultiaddrs()[0], BITSWAP)).close()
+      assert.equal(gate.openedCalls.length, 2)
+      await assert.rejects(nodeA.dialProtocol(nodeB.peerId, '/not/bitswap'), { name: 'UnsupportedProtocolError' })
+      assert.equal(gate.admits.length, 2)
+      assert.equal(received, 2)
+    })
+
+    it('a slow open misses its deadline: dialProtocol rejects with OpenStreamDeadlineError, the slow call is aborted', async () => {
+      await connectAndIdentify()
+      const cm = components.connectionManager
+      const real = cm.openStream
+      let innerSignal: AbortSignal | undefined
+      // negotiation that never finishes unless aborted (what a blackholed connection does)
+      const slow = async (target: DialTarget, protocols: string | string[], options?: { signal?: AbortSignal }): Promise<Stream> => {
+        innerSignal = options?.signal
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(resolve, 5000)
+          options?.signal?.addEventListener('abort', () => {
+            clearTimeout(timer)
+            reject(options.signal?.reason)
+          }, { once: true })
+        })
+        return real.call(cm, target, protocols, options)
+      }
+      cm.openStream = slow
+      // the peer was identified before the guard started: the connection's rtt or the cold default applies
+      realGuard = new OpenStreamGuard(components, gate, { coldDeadline: 300, maxDeadline: 300 })
+      realGuard.start()
+
+      const started = Date.now()
+      const err = await nodeA.dialProtocol(nodeB.peerId, BITSWAP).catch((e: Error) => e)
+      const elapsed = Date.now() - started
+      assert.ok(err instanceof OpenStreamDeadlineError, `got ${String(err)}`)
+      assert.ok(elapsed >= 250 && elapsed < 2000, `rejected after ${elapsed} ms`)
+      assert.equal(innerSignal?.aborted, true)
+      assert.equal(innerSignal?.reason, err)
+      assert.equal(gate.failedCalls.length, 1)
+      assert.equal(gate.failedCalls[0].outcome, Outcome.FAILURE)
+      assert.equal(received, 0)
+
+      realGuard.stop()
+      assert.equal(cm.openStream, slow)
+      delete (cm as Partial<ConnectionManager>).openStream
+      // the connection is healthy: nothing was left half-open by the abort
+      await (await nodeA.dialProtocol(nodeB.peerId, BITSWAP)).close()
+      assert.equal(received, 1)
     })
   })
 })
