@@ -19,7 +19,6 @@ export default tseslint.config(
       '@stylistic/quotes': ['error', 'single', { avoidEscape: true }],
       '@stylistic/space-before-function-paren': ['error', 'always'],
       '@stylistic/comma-dangle': ['error', 'never'],
-      '@stylistic/object-curly-spacing': ['error', 'always'],
       '@stylistic/eol-last': 'error',
       '@stylistic/no-trailing-spaces': 'error',
       '@stylistic/no-multiple-empty-lines': ['error', { max: 1 }],

@@ -33,7 +33,7 @@
  * ```
  */
 
-import { BitswapCircuitBreakerService } from './libp2p/service.ts'
+import { CircuitBreakerService } from './libp2p/service.ts'
 import { DEFAULT_SERVICE_KEY } from './libp2p/constants.ts'
 import type { Clock, RandomSource } from './clock.ts'
 import type { BitswapProtectionManager, OverallStatus, PeerStatus, ProtectionConfigInit } from './protection/protection-manager.ts'
@@ -143,7 +143,7 @@ export interface BitswapCircuitBreakerComponents {
 }
 
 /** The service as `node.services.bitswapCircuitBreaker` */
-export interface BitswapCircuitBreaker extends TypedEventTarget<BitswapCircuitBreakerEvents> {
+export interface BitswapCircuitBreakerService extends TypedEventTarget<BitswapCircuitBreakerEvents> {
   /** The engine behind the service: breaker, health and recovery state of every peer */
   readonly protection: BitswapProtectionManager
   getPeerStatus(peer: PeerId | string): PeerStatus
@@ -153,8 +153,8 @@ export interface BitswapCircuitBreaker extends TypedEventTarget<BitswapCircuitBr
 /**
  * The service factory, for `createLibp2p({ services: { bitswapCircuitBreaker: bitswapCircuitBreaker() } })`
  */
-export function bitswapCircuitBreaker (init: BitswapCircuitBreakerInit = {}): (components: BitswapCircuitBreakerComponents) => BitswapCircuitBreaker {
-  return (components) => new BitswapCircuitBreakerService(components, init)
+export function bitswapCircuitBreaker (init: BitswapCircuitBreakerInit = {}): (components: BitswapCircuitBreakerComponents) => BitswapCircuitBreakerService {
+  return (components) => new CircuitBreakerService(components, init)
 }
 
 /**

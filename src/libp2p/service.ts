@@ -8,7 +8,7 @@ import { installMiddleware } from './middleware.ts'
 import { OpenStreamGuard } from './open-stream-guard.ts'
 import { watchStream } from './stream-watch.ts'
 import { patchMiddlewarePileup } from './upstream.ts'
-import type { BitswapCircuitBreakerComponents, BitswapCircuitBreakerEvents, BitswapCircuitBreakerInit, BitswapCircuitBreaker, CircuitEventDetail } from '../index.ts'
+import type { BitswapCircuitBreakerComponents, BitswapCircuitBreakerEvents, BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail } from '../index.ts'
 import type { OverallStatus, PeerStatus, TransitionEvent } from '../protection/protection-manager.ts'
 import type { OpenStreamGate } from './open-stream-guard.ts'
 import type { StreamOutcomeSink } from './stream-watch.ts'
@@ -25,7 +25,7 @@ import type { Connection, Logger, PeerId, Startable, Stream } from '@libp2p/inte
  * - Dials to a peer whose circuit is OPEN are denied through the node's own gater (gater.ts), and
  *   opening a circuit hangs up the peer, because the gater is not consulted while a connection exists.
  */
-export class BitswapCircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreakerEvents> implements Startable, BitswapCircuitBreaker, OpenStreamGate, StreamOutcomeSink {
+export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreakerEvents> implements Startable, BitswapCircuitBreakerService, OpenStreamGate, StreamOutcomeSink {
   readonly [Symbol.toStringTag] = SERVICE_NAME
   readonly [serviceCapabilities]: string[] = ['@ipfs/bitswap-circuit-breaker']
 

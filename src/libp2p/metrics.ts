@@ -1,0 +1,96 @@
+import type { Counter, CounterGroup, Histogram, Metrics } from '@libp2p/interface'
+
+/** Every metric name starts with this */
+export const METRIC_PREFIX = 'libp2p_bitswap_circuit_breaker_'
+
+/** Where calculated (scrape-time) metrics read their numbers from */
+export interface MetricsSource {
+  /** Peers per circuit state */
+  circuitStates(): { closed: number, open: number, halfOpen: number }
+  /** Peers per health status */
+  healthStates(): { healthy: number, degraded: number, unhealthy: number, unknown: number }
+  /** 1 while our own network is suspected (the population guard holds circuits closed), else 0 */
+  localNetworkSuspected(): number
+}
+
+export type RejectionDirection = 'inbound' | 'outbound' | 'dial'
+export type RejectionReason = 'open' | 'half_open' | 'recovery' | 'inbound_limit' | 'protocol_error'
+export type RecoveryEvent = 'started' | 'completed' | 'failed'
+
+/** Latency buckets in seconds, from a fast LAN answer to Bitswap's 10 s send timeout */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/**
+ * The service's metrics, through the libp2p `Metrics` component (so `@libp2p/prometheus-metrics`
+ * or any other implementation exposes them). Low cardinality on purpose: no per-peer labels;
+ * per-peer detail is in `getPeerStatus()` and the events. Without a metrics component every
+ * method is a no-op.
+ */
+export class ServiceMetrics {
+  private readonly trips?: Counter
+  private readonly rejections?: CounterGroup
+  private readonly recoveries?: CounterGroup
+  private readonly wantLatency?: Histogram
+  private readonly misses?: Counter
+
+  constructor (metrics: Metrics | undefined, source: MetricsSource) {
+    if (metrics == null) {
+      return
+    }
+    metrics.registerMetricGroup(`${METRIC_PREFIX}peers`, {
+      label: 'state',
+      help: 'Tracked Bitswap peers per circuit state',
+      calculate: () => {
+        const s = source.circuitStates()
+        return { closed: s.closed, open: s.open, half_open: s.halfOpen }
+      }
+    })
+    metrics.registerMetricGroup(`${METRIC_PREFIX}peer_health`, {
+      label: 'status',
+      help: 'Tracked Bitswap peers per health status',
+      calculate: () => source.healthStates()
+    })
+    metrics.registerMetric(`${METRIC_PREFIX}local_network_suspected`, {
+      help: '1 while most peers fail at once and circuits are held closed (our own network is suspected)',
+      calculate: () => source.localNetworkSuspected()
+    })
+    this.trips = metrics.registerCounter(`${METRIC_PREFIX}trips_total`, {
+      help: 'Circuits opened'
+    })
+    this.rejections = metrics.registerCounterGroup(`${METRIC_PREFIX}rejections_total`, {
+      label: 'rejection',
+      help: 'Bitswap streams and dials refused, by direction and reason (e.g. outbound_open)'
+    })
+    this.recoveries = metrics.registerCounterGroup(`${METRIC_PREFIX}recoveries_total`, {
+      label: 'event',
+      help: 'Recovery ramps started, completed and failed'
+    })
+    this.wantLatency = metrics.registerHistogram(`${METRIC_PREFIX}want_response_seconds`, {
+      help: 'Time from sending a want to its answer (block, HAVE or DONT_HAVE)',
+      buckets: LATENCY_BUCKETS
+    })
+    this.misses = metrics.registerCounter(`${METRIC_PREFIX}want_misses_total`, {
+      help: 'Wants that got no answer by the peer\'s adaptive deadline'
+    })
+  }
+
+  trip (): void {
+    this.trips?.increment()
+  }
+
+  rejection (direction: RejectionDirection, reason: RejectionReason): void {
+    this.rejections?.increment({ [`${direction}_${reason}`]: true })
+  }
+
+  recovery (event: RecoveryEvent): void {
+    this.recoveries?.increment({ [event]: true })
+  }
+
+  answer (latencyMs: number): void {
+    this.wantLatency?.observe(latencyMs / 1000)
+  }
+
+  miss (): void {
+    this.misses?.increment()
+  }
+}
