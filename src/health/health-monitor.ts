@@ -318,8 +318,11 @@ export class HealthMonitor implements SlotColumns {
     this.total[slot] = total
     if (outcome === Outcome.SUCCESS) {
       this.currentOk[slot]++
-      this.consecutive[slot] = 0
-      this.lastErrors.delete(slot)
+      // only a failure (which starts a run) can have stored an error
+      if (this.consecutive[slot] > 0) {
+        this.consecutive[slot] = 0
+        this.lastErrors.delete(slot)
+      }
     } else {
       this.currentFailed[slot]++
       if (this.errors[slot] < MAX_UINT32) {
