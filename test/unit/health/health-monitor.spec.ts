@@ -23,6 +23,17 @@ function abortError (): Error {
   return err
 }
 
+/** Bytes per tracked peer held in the component's typed-array columns */
+function bytesPerSlot (component: object, capacity: number): number {
+  let bytes = 0
+  for (const value of Object.values(component)) {
+    if (ArrayBuffer.isView(value)) {
+      bytes += value.byteLength
+    }
+  }
+  return bytes / capacity
+}
+
 describe('HealthMonitor', () => {
   let clock: FakeClock
   let monitor: HealthMonitor
@@ -497,5 +508,15 @@ describe('HealthMonitor', () => {
       assert.equal(health.errorCount, 0)
       assert.equal(health.lastError, undefined)
     })
+  })
+
+  it('keeps its per-peer columns within 80 bytes a peer', () => {
+    const registry = new PeerRegistry({ clock, maxPeers: 64 })
+    create({}, { registry })
+    for (let i = 0; i < 64; i++) {
+      registry.slot(`peer-${i}`, clock.time)
+    }
+    const bytes = bytesPerSlot(monitor, 64)
+    assert.ok(bytes > 0 && bytes <= 80, `${bytes} bytes a peer`)
   })
 })

@@ -17,6 +17,17 @@ class FakeClock {
   tick (ms: number): void { this.time += ms }
 }
 
+/** Bytes per tracked peer held in the component's typed-array columns */
+function bytesPerSlot (component: object, capacity: number): number {
+  let bytes = 0
+  for (const value of Object.values(component)) {
+    if (ArrayBuffer.isView(value)) {
+      bytes += value.byteLength
+    }
+  }
+  return bytes / capacity
+}
+
 describe('RecoveryManager', () => {
   let clock: FakeClock
   let manager: RecoveryManager
@@ -442,5 +453,15 @@ describe('RecoveryManager', () => {
       assert.equal(manager.allow(slot, clock.time + 1001), false)
       assert.deepEqual(failures, [{ peer: PEER, reason: 'timeout' }])
     })
+  })
+
+  it('keeps its per-peer columns within 48 bytes a peer', () => {
+    const registry = new PeerRegistry({ clock, maxPeers: 64 })
+    create({}, { registry })
+    for (let i = 0; i < 64; i++) {
+      registry.slot(`peer-${i}`, clock.time)
+    }
+    const bytes = bytesPerSlot(manager, 64)
+    assert.ok(bytes > 0 && bytes <= 48, `${bytes} bytes a peer`)
   })
 })
