@@ -12,10 +12,11 @@
  * The workaround makes `getMiddleware` return a copy, so the push lands on a throwaway array.
  *
  * Detection: we probe the registrar, not the version. If `getMiddleware` already returns a fresh array
- * for a registered protocol (a registrar that copies, or a stub), nothing is patched. PR #3534 as
- * proposed fixes the connection (it copies before appending) and leaves the registrar alone, so on a
- * libp2p with that fix this still reports `applied`; the copy is then redundant but harmless (one short
- * array per stream). That is why the file should be deleted, not just left to detect.
+ * for a registered protocol (a registrar that copies, or a stub), nothing is patched. PR #3534, per its
+ * description, copies the list in the connection before appending and does not touch the registrar, so
+ * on a libp2p with that fix this still reports `applied`: the copy is then redundant but harmless (one
+ * short array per stream). That is why the file should be deleted, not just left to detect. The unit
+ * spec's "piles handlers up" case fails on the day libp2p is fixed, as the reminder.
  */
 
 import type { StreamMiddleware } from '@libp2p/interface'
