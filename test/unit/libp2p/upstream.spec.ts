@@ -153,7 +153,8 @@ describe('libp2p/upstream: patchMiddlewarePileup', () => {
     first.restore()
     assert.equal(registrar.getMiddleware, patched, 'a double restore must not release the other holder')
 
-    second.restore()
+    const { restore } = second // callers keep restore as a bare function in their disposer lists
+    restore()
     assert.equal(registrar.getMiddleware, original)
   })
 
