@@ -81,3 +81,13 @@ export function isAbortError (err: unknown): boolean {
   const name = (err as { name?: unknown }).name
   return name === 'AbortError'
 }
+
+/** The peer did not finish an outbound Bitswap stream (close its side) before its deadline: it stalls */
+export class ResponseDeadlineError extends Error {
+  static override name = 'ResponseDeadlineError'
+
+  constructor (message = 'peer did not close the stream before its deadline') {
+    super(message)
+    this.name = 'ResponseDeadlineError'
+  }
+}

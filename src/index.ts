@@ -113,6 +113,23 @@ export interface BitswapCircuitBreakerInit extends ProtectionConfigInit {
   allowlist?: Array<PeerId | string>
 
   /**
+   * The least time (ms) a peer gets to finish one of our outbound Bitswap streams before it counts
+   * as stalling (a failure); the effective deadline is twice its open deadline when that is longer
+   *
+   * @default 2000
+   */
+  responseDeadline?: number
+
+  /**
+   * After a circuit closes, the peer's outbound Bitswap opens are limited to
+   * `recoveryRate × rampConcurrency` at once (at least one) until the recovery ramp completes;
+   * further opens wait rather than fail, because @helia/bitswap would not re-send a refused want
+   *
+   * @default 4
+   */
+  rampConcurrency?: number
+
+  /**
    * Deadlines for outbound Bitswap stream opens (see `OpenStreamGuardInit`)
    */
   openStream?: Omit<OpenStreamGuardInit, 'protocols' | 'scheduler'>
@@ -142,12 +159,27 @@ export interface BitswapCircuitBreakerComponents {
   metrics?: Metrics
 }
 
+/** Counters of the Bitswap streams the service saw */
+export interface StreamCounts {
+  inbound: number
+  outbound: number
+  refusedInbound: number
+  refusedOutbound: number
+}
+
+/** The engine's overall status plus what only the service knows */
+export interface ServiceStatus extends OverallStatus {
+  streams: StreamCounts
+  /** Whether the libp2p <= 3.3.11 middleware workaround had to be applied */
+  upstreamMiddlewareWorkaround: 'applied' | 'not-needed' | 'not-started'
+}
+
 /** The service as `node.services.bitswapCircuitBreaker` */
 export interface BitswapCircuitBreakerService extends TypedEventTarget<BitswapCircuitBreakerEvents> {
   /** The engine behind the service: breaker, health and recovery state of every peer */
   readonly protection: BitswapProtectionManager
   getPeerStatus(peer: PeerId | string): PeerStatus
-  getOverallStatus(): OverallStatus
+  getOverallStatus(): ServiceStatus
 }
 
 /**

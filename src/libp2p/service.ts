@@ -1,15 +1,17 @@
 import { serviceCapabilities, TypedEventEmitter } from '@libp2p/interface'
 import { BitswapProtectionManager } from '../protection/protection-manager.ts'
 import { CircuitState, Outcome, REJECT_OPEN, UNTRACKED } from '../states.ts'
-import { DEFAULT_BITSWAP_PROTOCOLS, SERVICE_NAME } from './constants.ts'
+import { DEFAULT_BITSWAP_PROTOCOLS, DEFAULT_RAMP_CONCURRENCY, DEFAULT_RESPONSE_DEADLINE, SERVICE_NAME } from './constants.ts'
 import { DeadlineScheduler } from './deadline-scheduler.ts'
 import { wrapGater } from './gater.ts'
 import { installMiddleware } from './middleware.ts'
 import { OpenStreamGuard } from './open-stream-guard.ts'
 import { watchStream } from './stream-watch.ts'
+import { RampLimiter } from './ramp-limiter.ts'
 import { patchMiddlewarePileup } from './upstream.ts'
-import type { BitswapCircuitBreakerComponents, BitswapCircuitBreakerEvents, BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail } from '../index.ts'
-import type { OverallStatus, PeerStatus, TransitionEvent } from '../protection/protection-manager.ts'
+import { checkNumber } from '../validate.ts'
+import type { BitswapCircuitBreakerComponents, BitswapCircuitBreakerEvents, BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail, ServiceStatus } from '../index.ts'
+import type { PeerStatus, TransitionEvent } from '../protection/protection-manager.ts'
 import type { OpenStreamGate } from './open-stream-guard.ts'
 import type { StreamOutcomeSink } from './stream-watch.ts'
 import type { Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
@@ -35,9 +37,13 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   private readonly protocols: readonly string[]
   private readonly disconnectOnOpen: boolean
   private readonly redialOnHalfOpen: boolean
+  private readonly minResponseDeadline: number
+  private readonly streams = { inbound: 0, outbound: 0, refusedInbound: 0, refusedOutbound: 0 }
   private readonly allowlist: Set<string>
   private readonly scheduler: DeadlineScheduler
   private readonly guard: OpenStreamGuard
+  private readonly ramp: RampLimiter
+  private readonly rampConcurrency: number
   private undo: Array<() => void> = []
   private started = false
   private upstreamWorkaround: 'applied' | 'not-needed' | 'not-started' = 'not-started'
@@ -49,6 +55,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     this.protocols = [...(init.protocols ?? DEFAULT_BITSWAP_PROTOCOLS)]
     this.disconnectOnOpen = init.disconnectOnOpen ?? true
     this.redialOnHalfOpen = init.redialOnHalfOpen ?? true
+    this.minResponseDeadline = checkNumber('responseDeadline', init.responseDeadline ?? DEFAULT_RESPONSE_DEADLINE, 1, Infinity)
     this.allowlist = new Set((init.allowlist ?? []).map(p => p.toString()))
     this.protection = new BitswapProtectionManager(init, { clock: init.clock, random: init.random })
     this.scheduler = new DeadlineScheduler({ clock: this.protection.clock })
@@ -57,7 +64,23 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       protocols: this.protocols,
       scheduler: this.scheduler
     })
+    this.rampConcurrency = checkNumber('rampConcurrency', init.rampConcurrency ?? DEFAULT_RAMP_CONCURRENCY, 1, 1024, { integer: true })
+    this.ramp = new RampLimiter(this.rampLimit)
     this.protection.onTransition(this.onTransition)
+  }
+
+  /** A recovering peer gets at most rate × rampConcurrency outbound Bitswap opens at once (≥ 1) */
+  private readonly rampLimit = (peer: PeerId): number => {
+    const slot = this.protection.registry.find(peer)
+    if (slot === -1) {
+      return Infinity
+    }
+    const now = this.protection.clock.now()
+    const recovery = this.protection.recoveryManager
+    if (!recovery.recovering(slot, now)) {
+      return Infinity
+    }
+    return Math.max(1, Math.ceil(recovery.rate(slot, now) * this.rampConcurrency))
   }
 
   start (): void {
@@ -74,6 +97,8 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     ]
     this.guard.start()
     this.undo.push(() => { this.guard.stop() })
+    // outermost, so a waiting open is not yet timed by the guard: the wait is ours, not the peer's
+    this.undo.push(this.ramp.wrap(this.components.connectionManager, this.protocols))
     this.started = true
     this.log('started on %s, upstream middleware workaround %s', this.protocols.join(', '), this.upstreamWorkaround)
   }
@@ -105,8 +130,12 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     return this.protection.getPeerStatus(peer)
   }
 
-  getOverallStatus (): OverallStatus {
-    return this.protection.getOverallStatus()
+  getOverallStatus (): ServiceStatus {
+    return {
+      ...this.protection.getOverallStatus(),
+      streams: { ...this.streams },
+      upstreamMiddlewareWorkaround: this.upstreamWorkaround
+    }
   }
 
   /**
@@ -117,19 +146,45 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
    */
   private readonly onStream = (stream: Stream, connection: Connection, next: (stream: Stream, connection: Connection) => void): void => {
     const peer = connection.remotePeer
+    const outbound = stream.direction === 'outbound'
     // outbound opens that went through `openStream` were admitted (and are watched) by the guard
-    if ((stream.direction === 'outbound' && this.guard.inFlight(peer) > 0) || this.allowlist.has(peer.toString())) {
+    if (outbound && this.guard.inFlight(peer) > 0) {
       next(stream, connection)
       return
     }
-    const token = this.protection.admit(peer)
+    if (outbound) {
+      this.streams.outbound++
+    } else {
+      this.streams.inbound++
+    }
+    if (this.allowlist.has(peer.toString())) {
+      next(stream, connection)
+      return
+    }
+    // the recovery ramp limits concurrent opens (ramp-limiter.ts) instead of refusing streams
+    const token = this.protection.admit(peer, false)
     if (token < 0) {
+      if (outbound) {
+        this.streams.refusedOutbound++
+      } else {
+        this.streams.refusedInbound++
+      }
       throw this.protection.rejectionError(token)
     }
     if (token !== UNTRACKED) {
-      watchStream(stream, token, this.protection.clock.now(), this.protection.clock, this)
+      const now = this.protection.clock.now()
+      if (stream.direction === 'outbound') {
+        watchStream(stream, token, now, this.protection.clock, this, this.scheduler, now + this.responseDeadline(peer))
+      } else {
+        watchStream(stream, token, now, this.protection.clock, this)
+      }
     }
     next(stream, connection)
+  }
+
+  /** How long a peer may take to finish an outbound stream: generous, never below `responseDeadline` */
+  private responseDeadline (peer: PeerId): number {
+    return Math.max(this.minResponseDeadline, 2 * this.guard.deadlineFor(peer))
   }
 
   /** Gater decision: an OPEN circuit denies dials and new inbound connections */
@@ -143,16 +198,19 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     if (this.allowlist.has(peer.toString())) {
       return UNTRACKED
     }
-    return this.protection.admit(peer)
+    return this.protection.admit(peer, false)
   }
 
   rejection (code: number): Error {
+    this.streams.refusedOutbound++
     return this.protection.rejectionError(code)
   }
 
-  opened (token: number, _peer: PeerId, stream: Stream, openMs: number): void {
+  opened (token: number, peer: PeerId, stream: Stream, openMs: number): void {
+    this.streams.outbound++
     if (token !== UNTRACKED) {
-      watchStream(stream, token, this.protection.clock.now() - openMs, this.protection.clock, this)
+      const now = this.protection.clock.now()
+      watchStream(stream, token, now - openMs, this.protection.clock, this, this.scheduler, now + this.responseDeadline(peer))
     }
   }
 
@@ -219,13 +277,22 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
 
   /** The open duration has passed: redial once, as the half-open probe */
   private probe (peer: PeerId): void {
-    if (!this.started || this.protection.circuitState(peer) !== CircuitState.HALF_OPEN) {
+    if (!this.started) {
+      return
+    }
+    const state = this.protection.circuitState(peer)
+    if (state === CircuitState.OPEN) {
+      // tripped again meanwhile (or isolated): try when the new open duration ends
+      this.scheduler.schedule(this.protection.openUntil(peer), () => { this.probe(peer) })
+      return
+    }
+    if (state !== CircuitState.HALF_OPEN) {
       return
     }
     if (this.components.connectionManager.getConnections(peer).length > 0) {
       return
     }
-    const token = this.protection.admit(peer)
+    const token = this.protection.admit(peer, false)
     if (token <= 0) {
       return
     }

@@ -1,4 +1,6 @@
+import { ResponseDeadlineError } from '../errors.ts'
 import { Outcome } from '../states.ts'
+import type { DeadlineScheduler } from './deadline-scheduler.ts'
 import type { Clock } from '../clock.ts'
 import type { Stream, StreamCloseEvent } from '@libp2p/interface'
 
@@ -30,6 +32,9 @@ export function classifyClose (error: Error | undefined, local: boolean | undefi
  */
 class StreamWatch {
   private settled = false
+  /** The scheduler entry of the stall deadline, cancelled when the stream ends first */
+  deadline = 0
+  scheduler: DeadlineScheduler | undefined
 
   constructor (
     private readonly sink: StreamOutcomeSink,
@@ -49,6 +54,10 @@ class StreamWatch {
       return
     }
     this.settled = true
+    if (this.deadline !== 0) {
+      this.scheduler?.cancel(this.deadline)
+      this.deadline = 0
+    }
     this.sink.settleStream(this.token, outcome, this.clock.now() - this.startedAt, err)
   }
 
@@ -59,12 +68,19 @@ class StreamWatch {
 
 export type { StreamWatch }
 
+/** Scheduler callback (no closure per stream): the remote never finished the stream in time */
+function stalled (watch: StreamWatch): void {
+  watch.deadline = 0
+  watch.settle(Outcome.FAILURE, new ResponseDeadlineError())
+}
+
 /**
- * Starts watching `stream`. A stream can already be over when middleware runs (a peer that resets
+ * Starts watching `stream`; with a scheduler and `deadlineAt`, a stream still open then is a stall
+ * (a failure). A stream can already be over when middleware runs (a peer that resets
  * everything often resets before our middleware sees the stream), and then no `close` event will
  * ever come: check its status on entry.
  */
-export function watchStream (stream: Stream, token: number, startedAt: number, clock: Clock, sink: StreamOutcomeSink): StreamWatch {
+export function watchStream (stream: Stream, token: number, startedAt: number, clock: Clock, sink: StreamOutcomeSink, scheduler?: DeadlineScheduler, deadlineAt?: number): StreamWatch {
   const watch = new StreamWatch(sink, clock, token, startedAt)
   const status = stream.status
   if (status === 'reset' || status === 'aborted') {
@@ -73,6 +89,11 @@ export function watchStream (stream: Stream, token: number, startedAt: number, c
     watch.settle(Outcome.SUCCESS)
   } else {
     stream.addEventListener('close', watch, { once: true })
+    // a peer that accepts our stream but never closes its side is stalling: no event would ever say so
+    if (scheduler != null && deadlineAt != null) {
+      watch.scheduler = scheduler
+      watch.deadline = scheduler.schedule(deadlineAt, stalled, watch)
+    }
   }
   return watch
 }

@@ -136,7 +136,8 @@ export class BitswapProtectionManager {
       }),
       this.recoveryManager.onRecoveryFailed(({ peer, reason }) => {
         const slot = this.registry.find(peer)
-        if (slot !== -1) {
+        // a ramp that ran out of time without failures only met a quiet peer: let it be
+        if (slot !== -1 && reason === 'failures') {
           core.trip(slot, this.clock.now(), `recovery failed: ${reason}`)
         }
       }),
@@ -157,9 +158,10 @@ export class BitswapProtectionManager {
   /**
    * Asks whether a request to `peer` may go ahead. Returns a token (> 0) to pass to `settle`,
    * `UNTRACKED` (0: go ahead, nothing to settle) when the registry is full of peers that may not be
-   * evicted, or a negative `REJECT_*` code.
+   * evicted, or a negative `REJECT_*` code. `throttle: false` skips the recovery ramp (the libp2p
+   * service uses it for inbound streams: they carry answers we asked for).
    */
-  admit (peer: PeerLike): number {
+  admit (peer: PeerLike, throttle: boolean = true): number {
     if (this.closed) {
       return UNTRACKED
     }
@@ -169,6 +171,11 @@ export class BitswapProtectionManager {
       return UNTRACKED
     }
     this.registry.touch(slot, now)
+    // the ramp first: a recovery that times out on this read re-trips the circuit before admission
+    if (throttle && !this.recoveryManager.allow(slot, now)) {
+      this.rejectedRecovery++
+      return REJECT_RECOVERY
+    }
     const token = this.circuitBreaker.core.acquire(slot, now)
     if (token < 0) {
       if (token === REJECT_OPEN) {
@@ -176,12 +183,6 @@ export class BitswapProtectionManager {
       } else {
         this.rejectedHalfOpen++
       }
-      return token
-    }
-    if (!this.recoveryManager.allow(slot, now)) {
-      this.circuitBreaker.core.settle(token, Outcome.NEUTRAL, now)
-      this.rejectedRecovery++
-      return REJECT_RECOVERY
     }
     return token
   }
