@@ -471,7 +471,8 @@ describe('PopulationGuard', () => {
 
     it('returns the worst first, no more than the cap leaves room for', () => {
       // 20 peers, three of them bad: all three are below mean − 1.9σ
-      const population: Array<[number, number]> = [...healthy, ...healthy, [60, 40], [50, 50], [55, 45]].slice(-20)
+      const bad: Array<[number, number]> = [[60, 40], [50, 50], [55, 45]]
+      const population = [...healthy, ...healthy, ...bad].slice(-20)
       const wide = new Engine({ outlierDetection: true, maxOpenShare: 0.2 })
       const slots = feed(wide, population)
       assert.equal(population.length, 20)
