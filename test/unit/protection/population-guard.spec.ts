@@ -195,6 +195,22 @@ describe('PopulationGuard', () => {
       assert.equal(engine.core.trip(d, engine.now), true)
     })
 
+    it('several trips inside one delivery of transitions cannot overshoot the cap', () => {
+      const engine = new Engine()
+      const [a, b, c, d] = engine.peers(4)
+      const tripped: boolean[] = []
+      engine.core.onTransition((slot, _from, to) => {
+        if (slot === a && to === STATE_OPEN) {
+          // the core is still delivering a's trip: b's is queued behind it when c and d ask
+          tripped.push(engine.core.trip(b, engine.now), engine.core.trip(c, engine.now), engine.core.trip(d, engine.now))
+        }
+      })
+      assert.equal(engine.core.trip(a, engine.now), true)
+      assert.deepEqual(tripped, [true, false, false])
+      assert.equal(engine.openInCore(), 2)
+      assert.equal(engine.guard.openPeers, 2)
+    })
+
     it('tripAllowed asks without counting', () => {
       const engine = new Engine()
       const [a, b] = engine.peers(2)

@@ -1,0 +1,370 @@
+import { DEFAULT_TRIP_FAILURE_RATIO, DEFAULT_TRIP_MIN_REQUESTS } from '../constants.ts'
+import { InvalidConfigError } from '../errors.ts'
+import { growFloat32, growFloat64, growUint32 } from '../peers/columns.ts'
+import { checkNumber } from '../validate.ts'
+import type { PopulationGuard } from './population-guard.ts'
+import type { Counts, ResolvedCircuitBreakerConfig } from '../breaker/config.ts'
+import type { BreakerCore } from '../breaker/core.ts'
+import type { SlotColumns } from '../peers/columns.ts'
+import type { PeerRegistry } from '../peers/registry.ts'
+
+/**
+ * A peer's request rate is counted per window of this many ms. One second: the trip rule asks a
+ * busy peer for about one second of its own traffic as evidence.
+ */
+export const DEFAULT_RATE_WINDOW = 1_000
+/**
+ * Weight of the newest whole window in the rate's moving average. 0.5 (boxo's ScoreLedger uses the
+ * same alpha for its short-term score) forgets a burst within a few windows.
+ */
+export const DEFAULT_RATE_SMOOTHING = 0.5
+export const DEFAULT_MAX_TRIP_MIN_REQUESTS = 20
+export const DEFAULT_MAX_TRIP_FAILURE_RATIO = 0.9
+export const DEFAULT_MIN_RAMP_SPEED = 0.5
+export const DEFAULT_MAX_RAMP_SPEED = 2
+
+/** Absorbs float error in rates, so that exactly 10 requests a window ask for 10, not 11 */
+const EPSILON = 1e-9
+const MAX_UINT32 = 0xFFFFFFFF
+
+export interface AutoTuneConfig {
+  /**
+   * Length (ms) of the windows in which each peer's requests are counted
+   *
+   * @default 1000
+   */
+  rateWindow?: number
+
+  /**
+   * Weight in (0, 1] of the newest whole window in the moving average of requests per window
+   *
+   * @default 0.5
+   */
+  rateSmoothing?: number
+
+  /**
+   * The trip rule's minimum request volume for a quiet peer (the seed's fixed 3)
+   *
+   * @default 3
+   */
+  minTripRequests?: number
+
+  /**
+   * ... and for the busiest peer
+   *
+   * @default 20
+   */
+  maxTripRequests?: number
+
+  /**
+   * The failure ratio that trips a peer while the rest of the population is fine (the seed's 0.6)
+   *
+   * @default 0.6
+   */
+  minTripFailureRatio?: number
+
+  /**
+   * ... and while the rest is failing as much as local suspicion allows
+   *
+   * @default 0.9
+   */
+  maxTripFailureRatio?: number
+
+  /**
+   * The slowest recovery ramp, as a multiple of the configured speed (the rest is healthy)
+   *
+   * @default 0.5
+   */
+  minRampSpeed?: number
+
+  /**
+   * The fastest (nothing else is available)
+   *
+   * @default 2
+   */
+  maxRampSpeed?: number
+}
+
+export interface ResolvedAutoTuneConfig {
+  rateWindow: number
+  rateSmoothing: number
+  minTripRequests: number
+  maxTripRequests: number
+  minTripFailureRatio: number
+  maxTripFailureRatio: number
+  minRampSpeed: number
+  maxRampSpeed: number
+}
+
+export function defaultAutoTuneConfig (): ResolvedAutoTuneConfig {
+  return {
+    rateWindow: DEFAULT_RATE_WINDOW,
+    rateSmoothing: DEFAULT_RATE_SMOOTHING,
+    minTripRequests: DEFAULT_TRIP_MIN_REQUESTS,
+    maxTripRequests: DEFAULT_MAX_TRIP_MIN_REQUESTS,
+    minTripFailureRatio: DEFAULT_TRIP_FAILURE_RATIO,
+    maxTripFailureRatio: DEFAULT_MAX_TRIP_FAILURE_RATIO,
+    minRampSpeed: DEFAULT_MIN_RAMP_SPEED,
+    maxRampSpeed: DEFAULT_MAX_RAMP_SPEED
+  }
+}
+
+/** Validates a partial config and fills in the defaults; a bad value throws `InvalidConfigError` */
+export function resolveAutoTuneConfig (config: AutoTuneConfig = {}, path: string = ''): ResolvedAutoTuneConfig {
+  const prefix = path === '' ? '' : `${path}.`
+  if (config == null || typeof config !== 'object') {
+    throw new InvalidConfigError(`${path === '' ? 'config' : path} must be an object, got ${String(config)}`)
+  }
+  const d = defaultAutoTuneConfig()
+  const minTripRequests = checkNumber(`${prefix}minTripRequests`, config.minTripRequests ?? d.minTripRequests, 1, 2 ** 32 - 1, { integer: true })
+  const minTripFailureRatio = checkNumber(`${prefix}minTripFailureRatio`, config.minTripFailureRatio ?? d.minTripFailureRatio, 0, 1)
+  const minRampSpeed = checkNumber(`${prefix}minRampSpeed`, config.minRampSpeed ?? d.minRampSpeed, 0, 1, { minExclusive: true })
+  return {
+    rateWindow: checkNumber(`${prefix}rateWindow`, config.rateWindow ?? d.rateWindow, 1, 2 ** 31),
+    rateSmoothing: checkNumber(`${prefix}rateSmoothing`, config.rateSmoothing ?? d.rateSmoothing, 0, 1, { minExclusive: true }),
+    minTripRequests,
+    maxTripRequests: checkNumber(`${prefix}maxTripRequests`, config.maxTripRequests ?? Math.max(d.maxTripRequests, minTripRequests), minTripRequests, 2 ** 32 - 1, { integer: true }),
+    minTripFailureRatio,
+    maxTripFailureRatio: checkNumber(`${prefix}maxTripFailureRatio`, config.maxTripFailureRatio ?? Math.max(d.maxTripFailureRatio, minTripFailureRatio), minTripFailureRatio, 1),
+    minRampSpeed,
+    maxRampSpeed: checkNumber(`${prefix}maxRampSpeed`, config.maxRampSpeed ?? d.maxRampSpeed, 1, 1000)
+  }
+}
+
+// -- the rules, as pure functions --
+
+/**
+ * Rule 1, trip volume from load: ask for as many requests as the peer sends in one rate window,
+ * `ceil(requestsPerWindow)` clamped to [min, max]. Why: the ratio rule is decided by the first few
+ * requests of each counting window, and for a peer that normally fails 10 % of its requests, 2
+ * failures of the first 3 happen with probability 2.8 % per window (a busy peer meets that many
+ * windows), while 12 of the first 20 happen with probability about 1e-7. A quiet peer keeps the
+ * seed's 3: waiting for 20 of its requests would leave it stalling wants for minutes. A busy broken
+ * peer still trips within about one window of its traffic.
+ */
+export function tripMinRequestsFor (requestsPerWindow: number, min: number, max: number): number {
+  const wanted = Math.ceil(requestsPerWindow - EPSILON)
+  return wanted < min ? min : wanted > max ? max : wanted
+}
+
+/**
+ * Rule 2, trip ratio from the population: `min + (max − min) × clamp(othersFailingShare /
+ * suspicionShare, 0, 1)`. When other peers fail too, a failure says more about a shared cause
+ * (our network, a stalled event loop) and less about this peer, so more of its requests must fail
+ * before it is cut off; the top is reached where local suspicion vetoes every trip anyway.
+ */
+export function tripFailureRatioFor (othersFailingShare: number, suspicionShare: number, min: number, max: number): number {
+  let t = suspicionShare > 0 ? othersFailingShare / suspicionShare : (othersFailingShare > 0 ? 1 : 0)
+  t = t < 0 ? 0 : t > 1 ? 1 : t
+  return min + (max - min) * t
+}
+
+/**
+ * Rule 3, recovery ramp speed from the population: `max × (min / max)^h` for the share `h` of the
+ * other peers that are available (not OPEN / HALF_OPEN, not failing). All others available: `min`
+ * (no hurry, a relapse costs more than the capacity gained); none: `max` (we need this peer's
+ * capacity, and our only other choice is nobody). Geometric, so half available is exactly 1×.
+ */
+export function recoveryRampSpeedFor (othersAvailableShare: number, min: number, max: number): number {
+  const h = othersAvailableShare < 0 ? 0 : othersAvailableShare > 1 ? 1 : othersAvailableShare
+  return max * (min / max) ** h
+}
+
+/**
+ * The open duration the core will give the next trip at this backoff level, before jitter (the
+ * core's own rule, read back for the status: `min(timeout × multiplier^level, maxTimeout)`)
+ */
+export function openDurationFor (config: ResolvedCircuitBreakerConfig, level: number): number {
+  return Math.min(config.timeout * config.backoffMultiplier ** level, config.maxTimeout)
+}
+
+/** The tuned values for one peer, for its status */
+export interface TunedValues {
+  /** Backoff level after decay (from the core): the next trip opens for `openDuration` */
+  backoffLevel: number
+  /** The next trip's open duration before jitter (ms) */
+  openDuration: number
+  /** When the OPEN circuit lets probes through (0 when not OPEN, Infinity while isolated) */
+  openUntil: number
+  /** The peer's requests per rate window (moving average, at least the current window's count) */
+  requestRate: number
+  tripMinRequests: number
+  tripFailureRatio: number
+  /** Multiplier on the recovery ramp's speed, if a recovery started now */
+  recoveryRampSpeed: number
+}
+
+export interface AutoTuneOptions {
+  /** The manager's registry: the tuner attaches its columns (16 bytes a peer) */
+  registry: PeerRegistry
+  /** The population guard sharing the registry: failing and open counts */
+  guard: PopulationGuard
+  /** The breaker core sharing the registry: backoff level and open duration are read from it */
+  core: BreakerCore
+}
+
+/**
+ * "Automatic configuration adjustment based on load", which the seed promised and never had:
+ * three bounded rules over per-peer load and the health of the whole population (see the pure
+ * functions above), plus the open-duration backoff the core already does (read back, not redone).
+ *
+ * No timers: each peer's request rate is an exponentially weighted moving average over fixed
+ * windows, folded lazily when the peer is next seen (`record`, allocation-free), and read as the
+ * larger of that average and the current window's count, so a burst counts at once and a lull
+ * fades over a few windows.
+ */
+export class AutoTune implements SlotColumns {
+  readonly config: Readonly<ResolvedAutoTuneConfig>
+
+  private readonly registry: PeerRegistry
+  private readonly guard: PopulationGuard
+  private readonly core: BreakerCore
+  private readonly rateWindow: number
+  private readonly alpha: number
+
+  /** Moving average of requests per window, over the windows before `window` */
+  private average: Float32Array = new Float32Array(0)
+  /** Requests in the window `window` */
+  private count: Uint32Array = new Uint32Array(0)
+  /** Index of the window being counted */
+  private window: Float64Array = new Float64Array(0)
+
+  constructor (config: AutoTuneConfig = {}, options: AutoTuneOptions) {
+    this.config = resolveAutoTuneConfig(config)
+    this.registry = options.registry
+    this.guard = options.guard
+    this.core = options.core
+    this.rateWindow = this.config.rateWindow
+    this.alpha = this.config.rateSmoothing
+    this.registry.attach(this)
+  }
+
+  /** Counts one request to the slot's peer (call it once per settled request, any outcome) */
+  record (slot: number, now: number): void {
+    if (slot < 0 || slot >= this.count.length) {
+      return
+    }
+    const w = Math.floor(now / this.rateWindow)
+    const last = this.window[slot]
+    if (w > last) {
+      this.average[slot] = this.folded(slot, w - last)
+      this.count[slot] = 0
+      this.window[slot] = w
+    }
+    if (this.count[slot] < MAX_UINT32) {
+      this.count[slot]++
+    }
+  }
+
+  /** The peer's requests per rate window at `now` */
+  requestRate (slot: number, now: number): number {
+    if (slot < 0 || slot >= this.count.length) {
+      return 0
+    }
+    const elapsed = Math.floor(now / this.rateWindow) - this.window[slot]
+    if (elapsed > 0) {
+      return this.folded(slot, elapsed)
+    }
+    const average = this.average[slot]
+    const current = this.count[slot]
+    return current > average ? current : average
+  }
+
+  /** Rule 1 for this peer at `now` */
+  tripMinRequests (slot: number, now: number): number {
+    const { minTripRequests, maxTripRequests } = this.config
+    if (slot < 0) {
+      return minTripRequests
+    }
+    return tripMinRequestsFor(this.requestRate(slot, now), minTripRequests, maxTripRequests)
+  }
+
+  /** Rule 2 for this peer at `now`: the others' failing share against local suspicion's share */
+  tripFailureRatio (slot: number, now: number): number {
+    const { minTripFailureRatio, maxTripFailureRatio } = this.config
+    if (slot < 0) {
+      return minTripFailureRatio
+    }
+    const others = this.guard.population - 1
+    if (others <= 0) {
+      return minTripFailureRatio
+    }
+    const failing = this.guard.failingPeers(now) - (this.guard.isFailing(slot, now) ? 1 : 0)
+    return tripFailureRatioFor(failing / others, this.guard.config.localFailureShare, minTripFailureRatio, maxTripFailureRatio)
+  }
+
+  /**
+   * A `readyToTrip` for the slot: at least `tripMinRequests` requests and at least
+   * `tripFailureRatio` of them failed. For the manager to use when the user gave no `readyToTrip`
+   * of their own. A slot of -1 (unknown) gets the seed's rule (the lower bounds).
+   */
+  shouldTrip (slot: number, counts: Counts, now: number): boolean {
+    const requests = counts.requests
+    if (requests <= 0 || requests < this.tripMinRequests(slot, now)) {
+      return false
+    }
+    return counts.totalFailures / requests >= this.tripFailureRatio(slot, now) - EPSILON
+  }
+
+  /** Rule 3 for this peer at `now`: the multiplier for a recovery ramp starting now */
+  recoveryRampSpeed (slot: number, now: number): number {
+    const { minRampSpeed, maxRampSpeed } = this.config
+    const others = this.guard.population - (slot >= 0 ? 1 : 0)
+    if (others <= 0) {
+      return maxRampSpeed
+    }
+    let unavailable = this.guard.unavailablePeers(now)
+    if (slot >= 0 && (this.guard.isOpen(slot) || this.guard.isFailing(slot, now))) {
+      unavailable--
+    }
+    return recoveryRampSpeedFor((others - unavailable) / others, minRampSpeed, maxRampSpeed)
+  }
+
+  /** Every tuned value of the peer at `now` (brings its circuit up to `now` first) */
+  tuned (slot: number, now: number): TunedValues {
+    const core = this.core
+    if (slot >= 0) {
+      core.stateOf(slot, now)
+    }
+    const backoffLevel = slot >= 0 ? core.backoffLevel(slot, now) : 0
+    return {
+      backoffLevel,
+      openDuration: openDurationFor(core.config, backoffLevel),
+      openUntil: slot >= 0 ? core.openUntil(slot) : 0,
+      requestRate: this.requestRate(slot, now),
+      tripMinRequests: this.tripMinRequests(slot, now),
+      tripFailureRatio: this.tripFailureRatio(slot, now),
+      recoveryRampSpeed: this.recoveryRampSpeed(slot, now)
+    }
+  }
+
+  // -- SlotColumns --
+
+  grow (capacity: number): void {
+    if (capacity <= this.count.length) {
+      return
+    }
+    this.average = growFloat32(this.average, capacity)
+    this.count = growUint32(this.count, capacity)
+    this.window = growFloat64(this.window, capacity)
+  }
+
+  reset (slot: number): void {
+    this.average[slot] = 0
+    this.count[slot] = 0
+    this.window[slot] = 0
+  }
+
+  /** A rate is cheap to learn again: never a reason to keep a peer */
+  evictable (): boolean {
+    return true
+  }
+
+  /** The average after the counted window closed and `elapsed - 1` empty ones followed it */
+  private folded (slot: number, elapsed: number): number {
+    const alpha = this.alpha
+    const average = this.average[slot]
+    const closed = average + alpha * (this.count[slot] - average)
+    return elapsed > 1 ? closed * (1 - alpha) ** (elapsed - 1) : closed
+  }
+}
