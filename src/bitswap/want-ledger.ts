@@ -135,7 +135,8 @@ class Want {
 class PrefixBucket {
   readonly openBlock = new WantList()
   readonly openHave = new WantList()
-  readonly ended = new WantList()
+  readonly late = new WantList()
+  readonly settled = new WantList()
 }
 
 class PeerState {
@@ -587,7 +588,8 @@ export class WantLedger {
       this.purgeEnded(peer, now)
     }
     const bucket = prefix === undefined ? undefined : peer?.buckets.get(prefix)
-    const want = bucket === undefined ? null : (bucket.openBlock.head ?? bucket.openHave.head ?? bucket.ended.head)
+    // open wants first; then a missed one (a late answer); then an ended one (a duplicate)
+    const want = bucket === undefined ? null : (bucket.openBlock.head ?? bucket.openHave.head ?? bucket.late.head ?? bucket.settled.head)
     if (peer === undefined || want === null) {
       this.emit(EVENT_UNREQUESTED, peerKey, 'block', 0, 0)
       return
@@ -672,7 +674,7 @@ export class WantLedger {
     want.state = LATE
     want.endedAt = now
     append(want.peer.ended, want)
-    matchAppend(this.bucket(want).ended, want)
+    matchAppend(this.bucket(want).late, want)
     this.emit(EVENT_MISSED, want.peer.key, '', now - want.sentAt, deadline)
     return true
   }
@@ -706,7 +708,7 @@ export class WantLedger {
     want.state = SETTLED
     want.endedAt = now
     append(want.peer.ended, want)
-    matchAppend(this.bucket(want).ended, want)
+    matchAppend(this.bucket(want).settled, want)
   }
 
   private removeWant (want: Want): void {
