@@ -36,8 +36,10 @@
 import { CircuitBreakerService } from './libp2p/service.ts'
 import { DEFAULT_SERVICE_KEY } from './libp2p/constants.ts'
 import type { Clock, RandomSource } from './clock.ts'
-import type { BitswapProtectionManager, OverallStatus, PeerStatus, ProtectionConfigInit } from './protection/protection-manager.ts'
-import type { CircuitState } from './states.ts'
+import type { BitswapProtectionManager, OverallStatus, PeerStatus, ProtectionConfigInit, ProtectionSnapshot } from './protection/protection-manager.ts'
+import type { LocalSuspicionChange } from './protection/population-guard.ts'
+import type { BitswapObserverInit } from './libp2p/observer.ts'
+import type { CircuitState, HealthStatus } from './states.ts'
 import type { OpenStreamGuardInit } from './libp2p/open-stream-guard.ts'
 import type { ComponentLogger, ConnectionGater, Libp2pEvents, Metrics, PeerId, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
@@ -61,7 +63,15 @@ export { RecoveryManager } from './recovery/recovery-manager.ts'
 export { defaultRecoveryConfig } from './recovery/config.ts'
 export type { RecoveryConfig } from './recovery/config.ts'
 export { BitswapProtectionManager, defaultProtectionConfig } from './protection/protection-manager.ts'
-export type { ProtectionConfig, ProtectionConfigInit, PeerStatus, OverallStatus } from './protection/protection-manager.ts'
+export type { ProtectionConfig, ProtectionConfigInit, PeerStatus, OverallStatus, PeerSnapshot, ProtectionSnapshot, TransitionEvent, CircuitStateCounts } from './protection/protection-manager.ts'
+export { PopulationGuard, defaultPopulationGuardConfig } from './protection/population-guard.ts'
+export type { PopulationGuardConfig, LocalSuspicionChange } from './protection/population-guard.ts'
+export { AutoTune, defaultAutoTuneConfig } from './protection/auto-tune.ts'
+export type { AutoTuneConfig, TunedValues } from './protection/auto-tune.ts'
+export type { HealthSnapshot, HealthStats } from './health/health-monitor.ts'
+export type { RecoveryStats, RecoveryState } from './recovery/recovery-manager.ts'
+export type { BitswapObserverInit } from './libp2p/observer.ts'
+export { METRIC_PREFIX } from './libp2p/metrics.ts'
 export { DEFAULT_BITSWAP_PROTOCOLS } from './libp2p/constants.ts'
 export type { OpenStreamGuardInit } from './libp2p/open-stream-guard.ts'
 
@@ -74,10 +84,29 @@ export interface CircuitEventDetail {
   reason: string
 }
 
+export interface HealthEventDetail {
+  peer: PeerId
+  from: HealthStatus
+  to: HealthStatus
+}
+
+export interface RecoveryEventDetail {
+  peer: PeerId
+  /** Why a recovery failed: consecutive failures during the ramp, or `maxRecoveryTime` ran out */
+  reason?: 'failures' | 'timeout'
+}
+
 export interface BitswapCircuitBreakerEvents {
   'circuit:open': CustomEvent<CircuitEventDetail>
   'circuit:half-open': CustomEvent<CircuitEventDetail>
   'circuit:close': CustomEvent<CircuitEventDetail>
+  'health:change': CustomEvent<HealthEventDetail>
+  'recovery:start': CustomEvent<RecoveryEventDetail>
+  'recovery:complete': CustomEvent<RecoveryEventDetail>
+  'recovery:fail': CustomEvent<RecoveryEventDetail>
+  /** Most peers fail at once: our own network is suspected and circuits are held closed */
+  'population:local-suspected': CustomEvent<LocalSuspicionChange>
+  'population:local-recovered': CustomEvent<LocalSuspicionChange>
 }
 
 export interface BitswapCircuitBreakerInit extends ProtectionConfigInit {
@@ -130,6 +159,26 @@ export interface BitswapCircuitBreakerInit extends ProtectionConfigInit {
   rampConcurrency?: number
 
   /**
+   * Observe Bitswap messages on the intercepted streams: correlate our wants with the peer's
+   * answers (block, HAVE, DONT_HAVE) under a per-peer adaptive deadline, and refuse garbage and
+   * floods. With it, a clean stream close is no longer a success by itself: answers are.
+   *
+   * @default true
+   */
+  observeMessages?: boolean
+
+  /** Message observation and inbound abuse limits (see `BitswapObserverInit`) */
+  observe?: Omit<BitswapObserverInit, 'clock' | 'scheduler'>
+
+  /**
+   * A snapshot from `snapshot()` before a restart: peers that were OPEN stay gated until their
+   * original open duration ends, with their backoff
+   *
+   * @default undefined
+   */
+  initialState?: ProtectionSnapshot
+
+  /**
    * Deadlines for outbound Bitswap stream opens (see `OpenStreamGuardInit`)
    */
   openStream?: Omit<OpenStreamGuardInit, 'protocols' | 'scheduler'>
@@ -174,12 +223,25 @@ export interface ServiceStatus extends OverallStatus {
   upstreamMiddlewareWorkaround: 'applied' | 'not-needed' | 'not-started'
 }
 
+/** A peer's status as the service sees it: the engine's plus its current deadlines */
+export interface ServicePeerStatus extends PeerStatus {
+  /** Deadline (ms) for its next outbound Bitswap stream open */
+  openDeadline: number | undefined
+  /** Deadline (ms) for an answer to a want (adaptive, from its own latency) */
+  wantDeadline: number | undefined
+}
+
 /** The service as `node.services.bitswapCircuitBreaker` */
 export interface BitswapCircuitBreakerService extends TypedEventTarget<BitswapCircuitBreakerEvents> {
   /** The engine behind the service: breaker, health and recovery state of every peer */
   readonly protection: BitswapProtectionManager
-  getPeerStatus(peer: PeerId | string): PeerStatus
+  getPeerStatus(peer: PeerId | string): ServicePeerStatus
   getOverallStatus(): ServiceStatus
+  /** Holds a peer's circuit OPEN (and hangs it up) until `release`; ref-counted */
+  isolate(peer: PeerId): void
+  release(peer: PeerId): void
+  /** JSON-safe state to pass as `initialState` after a restart */
+  snapshot(): ProtectionSnapshot
 }
 
 /**

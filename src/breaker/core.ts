@@ -320,6 +320,22 @@ export class BreakerCore implements SlotColumns {
     this.flush()
   }
 
+  /**
+   * Puts back a circuit from a snapshot taken before a restart: OPEN until `openUntil` (a wall-clock
+   * time; already passed means HALF_OPEN at the next look) with its backoff level. Not a trip: no
+   * veto is asked and the level is set, not raised. A CLOSED entry only restores the level.
+   */
+  restore (slot: number, now: number, state: number, openUntil: number, level: number, reason: string = 'restored'): void {
+    this.level[slot] = Math.min(Math.max(0, Math.floor(level)), this.maxLevel)
+    this.levelSince[slot] = now
+    if (state === STATE_CLOSED) {
+      return
+    }
+    this.setState(slot, STATE_OPEN, now, reason, undefined, false)
+    this.expiry[slot] = state === STATE_OPEN ? openUntil : now
+    this.flush()
+  }
+
   /** Like `reset`, but reports the change to CLOSED (a user's explicit reset) */
   clear (slot: number, now: number, reason: string = TransitionReason.RESET): void {
     const from = this.state[slot]

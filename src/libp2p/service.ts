@@ -1,17 +1,23 @@
 import { serviceCapabilities, TypedEventEmitter } from '@libp2p/interface'
 import { BitswapProtectionManager } from '../protection/protection-manager.ts'
-import { CircuitState, Outcome, REJECT_OPEN, UNTRACKED } from '../states.ts'
+import { CircuitState, Outcome, REJECT_HALF_OPEN_FULL, REJECT_OPEN, UNTRACKED } from '../states.ts'
 import { DEFAULT_BITSWAP_PROTOCOLS, DEFAULT_RAMP_CONCURRENCY, DEFAULT_RESPONSE_DEADLINE, SERVICE_NAME } from './constants.ts'
 import { DeadlineScheduler } from './deadline-scheduler.ts'
+import { ServiceMetrics } from './metrics.ts'
+import { BitswapObserver } from './observer.ts'
 import { wrapGater } from './gater.ts'
 import { installMiddleware } from './middleware.ts'
 import { OpenStreamGuard } from './open-stream-guard.ts'
 import { watchStream } from './stream-watch.ts'
 import { RampLimiter } from './ramp-limiter.ts'
 import { patchMiddlewarePileup } from './upstream.ts'
+import { InboundLimitError } from '../errors.ts'
 import { checkNumber } from '../validate.ts'
-import type { BitswapCircuitBreakerComponents, BitswapCircuitBreakerEvents, BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail, ServiceStatus } from '../index.ts'
-import type { PeerStatus, TransitionEvent } from '../protection/protection-manager.ts'
+import type { BitswapCircuitBreakerComponents, BitswapCircuitBreakerEvents, BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail, ServicePeerStatus, ServiceStatus } from '../index.ts'
+import type { PeerStatus, ProtectionSnapshot, TransitionEvent } from '../protection/protection-manager.ts'
+import type { AbuseReason, ObserverSink } from './observer.ts'
+import type { RejectionReason } from './metrics.ts'
+import type { LocalSuspicionChange } from '../protection/population-guard.ts'
 import type { OpenStreamGate } from './open-stream-guard.ts'
 import type { StreamOutcomeSink } from './stream-watch.ts'
 import type { Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
@@ -27,7 +33,7 @@ import type { Connection, Logger, PeerId, Startable, Stream } from '@libp2p/inte
  * - Dials to a peer whose circuit is OPEN are denied through the node's own gater (gater.ts), and
  *   opening a circuit hangs up the peer, because the gater is not consulted while a connection exists.
  */
-export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreakerEvents> implements Startable, BitswapCircuitBreakerService, OpenStreamGate, StreamOutcomeSink {
+export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreakerEvents> implements Startable, BitswapCircuitBreakerService, OpenStreamGate, StreamOutcomeSink, ObserverSink {
   readonly [Symbol.toStringTag] = SERVICE_NAME
   readonly [serviceCapabilities]: string[] = ['@ipfs/bitswap-circuit-breaker']
 
@@ -44,6 +50,11 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   private readonly guard: OpenStreamGuard
   private readonly ramp: RampLimiter
   private readonly rampConcurrency: number
+  private readonly observer: BitswapObserver | undefined
+  private readonly metrics: ServiceMetrics
+  /** With message observation a clean close is no evidence: answers are (see observer.ts) */
+  private readonly cleanClose: Outcome
+  private suspicionCheck = 0
   private undo: Array<() => void> = []
   private started = false
   private upstreamWorkaround: 'applied' | 'not-needed' | 'not-started' = 'not-started'
@@ -66,7 +77,84 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     })
     this.rampConcurrency = checkNumber('rampConcurrency', init.rampConcurrency ?? DEFAULT_RAMP_CONCURRENCY, 1, 1024, { integer: true })
     this.ramp = new RampLimiter(this.rampLimit)
-    this.protection.onTransition(this.onTransition)
+    this.observer = init.observeMessages === false
+      ? undefined
+      : new BitswapObserver({ ...init.observe, clock: this.protection.clock, scheduler: this.scheduler }, this)
+    this.cleanClose = this.observer == null ? Outcome.SUCCESS : Outcome.NEUTRAL
+    this.metrics = new ServiceMetrics(components.metrics, {
+      circuitStates: () => this.protection.getOverallStatus().circuitStates,
+      healthStates: () => {
+        const h = this.protection.healthMonitor.getHealthStats()
+        return { healthy: h.healthyPeers, degraded: h.degradedPeers, unhealthy: h.unhealthyPeers, unknown: h.unknownPeers }
+      },
+      localNetworkSuspected: () => this.protection.populationGuard.check(this.protection.clock.now()) ? 1 : 0
+    })
+    this.bridgeEngineEvents()
+    if (init.initialState != null) {
+      this.protection.restore(init.initialState)
+    }
+  }
+
+  /** Re-dispatches the engine's events as the service's typed libp2p-style events */
+  private bridgeEngineEvents (): void {
+    const { protection } = this
+    protection.onTransition(this.onTransition)
+    protection.healthMonitor.onStatusChange(({ peer, from, to }) => {
+      if (typeof peer !== 'string') {
+        this.log.trace('health of %p %s -> %s', peer, from, to)
+        this.safeDispatchEvent('health:change', { detail: { peer, from, to } })
+      }
+    })
+    protection.recoveryManager.onRecoveryStart(({ peer }) => {
+      this.metrics.recovery('started')
+      if (typeof peer !== 'string') {
+        this.log('recovery of %p started', peer)
+        this.safeDispatchEvent('recovery:start', { detail: { peer } })
+      }
+    })
+    protection.recoveryManager.onRecoveryComplete(({ peer }) => {
+      this.metrics.recovery('completed')
+      if (typeof peer !== 'string') {
+        this.log('recovery of %p completed', peer)
+        this.safeDispatchEvent('recovery:complete', { detail: { peer } })
+      }
+    })
+    protection.recoveryManager.onRecoveryFailed(({ peer, reason }) => {
+      this.metrics.recovery('failed')
+      if (typeof peer !== 'string') {
+        this.log('recovery of %p failed: %s', peer, reason)
+        this.safeDispatchEvent('recovery:fail', { detail: { peer, reason } })
+      }
+    })
+    protection.onPopulationChange(this.onPopulationChange)
+  }
+
+  /** Local-network suspicion started or cleared; while it holds, one timer re-checks when it would clear */
+  private readonly onPopulationChange = (change: LocalSuspicionChange): void => {
+    if (change.suspected) {
+      this.log('%d of %d peers failing at once: suspecting our own network, no circuit will open', change.failing, change.population)
+      this.safeDispatchEvent('population:local-suspected', { detail: change })
+    } else {
+      this.log('local network no longer suspected (%d of %d peers failing)', change.failing, change.population)
+      this.safeDispatchEvent('population:local-recovered', { detail: change })
+    }
+    this.armSuspicionCheck()
+  }
+
+  private armSuspicionCheck (): void {
+    if (this.suspicionCheck !== 0) {
+      this.scheduler.cancel(this.suspicionCheck)
+      this.suspicionCheck = 0
+    }
+    const guard = this.protection.populationGuard
+    const at = guard.nextCheckAt()
+    if (this.started && guard.suspected && Number.isFinite(at)) {
+      this.suspicionCheck = this.scheduler.schedule(at, () => {
+        this.suspicionCheck = 0
+        guard.check(this.protection.clock.now())
+        this.armSuspicionCheck()
+      })
+    }
   }
 
   /** A recovering peer gets at most rate × rampConcurrency outbound Bitswap opens at once (≥ 1) */
@@ -112,7 +200,9 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       undo()
     }
     this.undo = []
+    this.observer?.stop()
     this.scheduler.stop()
+    this.suspicionCheck = 0
     this.started = false
     this.log('stopped')
   }
@@ -126,8 +216,32 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     return this.upstreamWorkaround
   }
 
-  getPeerStatus (peer: PeerId | string): PeerStatus {
-    return this.protection.getPeerStatus(peer)
+  getPeerStatus (peer: PeerId | string): ServicePeerStatus {
+    const status: PeerStatus = this.protection.getPeerStatus(peer)
+    const id = typeof peer === 'string' ? undefined : peer
+    return {
+      ...status,
+      openDeadline: id == null ? undefined : this.guard.deadlineFor(id),
+      wantDeadline: id == null || this.observer == null ? undefined : this.observer.deadlineFor(id)
+    }
+  }
+
+  /** Holds a peer's circuit OPEN (and hangs it up) until `release`; ref-counted */
+  isolate (peer: PeerId): void {
+    this.protection.isolate(peer)
+  }
+
+  /** Undoes one `isolate`; once the last is released the peer may redial as a half-open probe */
+  release (peer: PeerId): void {
+    this.protection.release(peer)
+    if (this.started && this.redialOnHalfOpen) {
+      this.scheduleProbe(peer)
+    }
+  }
+
+  /** What to pass as `initialState` after a restart so bad peers stay gated (JSON-safe) */
+  snapshot (): ProtectionSnapshot {
+    return this.protection.snapshot()
   }
 
   getOverallStatus (): ServiceStatus {
@@ -136,6 +250,15 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       streams: { ...this.streams },
       upstreamMiddlewareWorkaround: this.upstreamWorkaround
     }
+  }
+
+  private countRefusal (outbound: boolean, code: number): void {
+    if (outbound) {
+      this.streams.refusedOutbound++
+    } else {
+      this.streams.refusedInbound++
+    }
+    this.metrics.rejection(outbound ? 'outbound' : 'inbound', rejectionReason(code))
   }
 
   /**
@@ -149,7 +272,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     const outbound = stream.direction === 'outbound'
     // outbound opens that went through `openStream` were admitted (and are watched) by the guard
     if (outbound && this.guard.inFlight(peer) > 0) {
-      next(stream, connection)
+      next(this.observer?.wrapOutbound(stream, peer) ?? stream, connection)
       return
     }
     if (outbound) {
@@ -161,25 +284,30 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       next(stream, connection)
       return
     }
+    if (!outbound && this.observer != null && !this.observer.admitInbound(peer)) {
+      this.streams.refusedInbound++
+      this.abuse(peer, 'inbound_streams')
+      throw new InboundLimitError('too many concurrent inbound Bitswap streams from this peer')
+    }
     // the recovery ramp limits concurrent opens (ramp-limiter.ts) instead of refusing streams
     const token = this.protection.admit(peer, false)
     if (token < 0) {
-      if (outbound) {
-        this.streams.refusedOutbound++
-      } else {
-        this.streams.refusedInbound++
-      }
+      this.countRefusal(outbound, token)
       throw this.protection.rejectionError(token)
     }
     if (token !== UNTRACKED) {
       const now = this.protection.clock.now()
-      if (stream.direction === 'outbound') {
-        watchStream(stream, token, now, this.protection.clock, this, this.scheduler, now + this.responseDeadline(peer))
+      if (outbound) {
+        watchStream(stream, token, now, this.protection.clock, this, this.cleanClose, this.scheduler, now + this.responseDeadline(peer))
       } else {
-        watchStream(stream, token, now, this.protection.clock, this)
+        watchStream(stream, token, now, this.protection.clock, this, this.cleanClose)
       }
     }
-    next(stream, connection)
+    if (this.observer == null) {
+      next(stream, connection)
+    } else {
+      next(outbound ? this.observer.wrapOutbound(stream, peer) : this.observer.wrapInbound(stream, peer), connection)
+    }
   }
 
   /** How long a peer may take to finish an outbound stream: generous, never below `responseDeadline` */
@@ -202,7 +330,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   }
 
   rejection (code: number): Error {
-    this.streams.refusedOutbound++
+    this.countRefusal(true, code)
     return this.protection.rejectionError(code)
   }
 
@@ -210,7 +338,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     this.streams.outbound++
     if (token !== UNTRACKED) {
       const now = this.protection.clock.now()
-      watchStream(stream, token, now - openMs, this.protection.clock, this, this.scheduler, now + this.responseDeadline(peer))
+      watchStream(stream, token, now - openMs, this.protection.clock, this, this.cleanClose, this.scheduler, now + this.responseDeadline(peer))
     }
   }
 
@@ -226,6 +354,27 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     this.protection.settle(token, outcome, latencyMs, err)
   }
 
+  // -- ObserverSink: message-level verdicts --
+
+  verdict (peer: PeerId, outcome: Outcome, latencyMs: number, err?: Error): void {
+    if (outcome === Outcome.FAILURE) {
+      this.metrics.miss()
+    } else {
+      this.metrics.answer(latencyMs)
+    }
+    if (!this.allowlist.has(peer.toString())) {
+      this.protection.observe(peer, outcome, latencyMs, err)
+    }
+  }
+
+  abuse (peer: PeerId, reason: AbuseReason, err?: Error): void {
+    this.metrics.rejection('inbound', reason === 'protocol_error' ? 'protocol_error' : 'inbound_limit')
+    this.log('%p broke the rules: %s', peer, reason)
+    if (!this.allowlist.has(peer.toString())) {
+      this.protection.observe(peer, Outcome.FAILURE, 0, err ?? new InboundLimitError(reason))
+    }
+  }
+
   // -- circuit transitions --
 
   private readonly onTransition = (evt: TransitionEvent): void => {
@@ -237,6 +386,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     this.log('circuit for %p %s -> %s: %s', peer, evt.from, evt.to, evt.reason)
     const detail: CircuitEventDetail = { peer, from: evt.from, to: evt.to, reason: evt.reason }
     if (evt.to === CircuitState.OPEN) {
+      this.metrics.trip()
       this.safeDispatchEvent('circuit:open', { detail })
       // side effects after the engine has finished its transition (we are inside its callback)
       queueMicrotask(() => { this.isolatePeer(peer) })
@@ -271,7 +421,15 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       connection.abort(this.protection.rejectionError(REJECT_OPEN))
     }
     if (this.redialOnHalfOpen) {
-      this.scheduler.schedule(this.protection.openUntil(peer), () => { this.probe(peer) })
+      this.scheduleProbe(peer)
+    }
+  }
+
+  /** Redial when the open duration ends (an isolated circuit has none: `release` schedules it) */
+  private scheduleProbe (peer: PeerId): void {
+    const at = this.protection.openUntil(peer)
+    if (Number.isFinite(at)) {
+      this.scheduler.schedule(at, () => { this.probe(peer) })
     }
   }
 
@@ -282,8 +440,8 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     }
     const state = this.protection.circuitState(peer)
     if (state === CircuitState.OPEN) {
-      // tripped again meanwhile (or isolated): try when the new open duration ends
-      this.scheduler.schedule(this.protection.openUntil(peer), () => { this.probe(peer) })
+      // tripped again meanwhile: try when the new open duration ends
+      this.scheduleProbe(peer)
       return
     }
     if (state !== CircuitState.HALF_OPEN) {
@@ -305,4 +463,11 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
         this.protection.settle(token, Outcome.FAILURE, this.protection.clock.now() - startedAt, err)
       })
   }
+}
+
+function rejectionReason (code: number): RejectionReason {
+  if (code === REJECT_OPEN) {
+    return 'open'
+  }
+  return code === REJECT_HALF_OPEN_FULL ? 'half_open' : 'recovery'
 }

@@ -16,9 +16,9 @@ export interface StreamOutcomeSink {
  * - our own abort (our caller gave up, or our circuit opened) says nothing about the peer: neutral,
  *   except an idle timeout, which means the remote went quiet on us: a failure.
  */
-export function classifyClose (error: Error | undefined, local: boolean | undefined): Outcome {
+export function classifyClose (error: Error | undefined, local: boolean | undefined, cleanClose: Outcome = Outcome.SUCCESS): Outcome {
   if (error == null) {
-    return Outcome.SUCCESS
+    return cleanClose
   }
   if (local === true) {
     return error.name === 'TimeoutError' ? Outcome.FAILURE : Outcome.NEUTRAL
@@ -40,12 +40,13 @@ class StreamWatch {
     private readonly sink: StreamOutcomeSink,
     private readonly clock: Clock,
     private readonly token: number,
-    private readonly startedAt: number
+    private readonly startedAt: number,
+    private readonly cleanClose: Outcome
   ) {}
 
   handleEvent (evt: Event): void {
     const { error, local } = evt as StreamCloseEvent
-    this.settle(classifyClose(error, local), error)
+    this.settle(classifyClose(error, local, this.cleanClose), error)
   }
 
   /** Settles now (e.g. a deadline passed before the stream ended); later events are ignored */
@@ -80,13 +81,13 @@ function stalled (watch: StreamWatch): void {
  * everything often resets before our middleware sees the stream), and then no `close` event will
  * ever come: check its status on entry.
  */
-export function watchStream (stream: Stream, token: number, startedAt: number, clock: Clock, sink: StreamOutcomeSink, scheduler?: DeadlineScheduler, deadlineAt?: number): StreamWatch {
-  const watch = new StreamWatch(sink, clock, token, startedAt)
+export function watchStream (stream: Stream, token: number, startedAt: number, clock: Clock, sink: StreamOutcomeSink, cleanClose: Outcome, scheduler?: DeadlineScheduler, deadlineAt?: number): StreamWatch {
+  const watch = new StreamWatch(sink, clock, token, startedAt, cleanClose)
   const status = stream.status
   if (status === 'reset' || status === 'aborted') {
     watch.settle(Outcome.FAILURE)
   } else if (status === 'closed') {
-    watch.settle(Outcome.SUCCESS)
+    watch.settle(cleanClose)
   } else {
     stream.addEventListener('close', watch, { once: true })
     // a peer that accepts our stream but never closes its side is stalling: no event would ever say so

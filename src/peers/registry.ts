@@ -88,6 +88,10 @@ export class PeerRegistry {
     if (slot !== undefined) {
       this.lastSeen[slot] = now
       this.referenced[slot] = 1
+      if (typeof peer !== 'string' && typeof this.peers[slot] === 'string') {
+        // known by its string (e.g. restored from a snapshot): keep the PeerId from now on
+        this.peers[slot] = peer
+      }
       return slot
     }
     slot = this.allocate(now)

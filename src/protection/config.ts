@@ -6,6 +6,8 @@ import { checkBoolean } from '../validate.ts'
 import type { CircuitBreakerConfig } from '../breaker/config.ts'
 import type { HealthMonitorConfig } from '../health/config.ts'
 import type { RecoveryConfig } from '../recovery/config.ts'
+import type { AutoTuneConfig } from './auto-tune.ts'
+import type { PopulationGuardConfig } from './population-guard.ts'
 
 export interface ProtectionConfig {
   circuitBreaker: CircuitBreakerConfig
@@ -29,6 +31,20 @@ export interface ProtectionConfig {
   enableHealthBasedTripping: boolean
 
   /**
+   * Tune trip sensitivity and the recovery ramp from each peer's load and the population's health
+   * (see auto-tune.ts). Without it (or with your own `circuitBreaker.readyToTrip`) the fixed rule applies.
+   *
+   * @default true
+   */
+  enableAutoTuning: boolean
+
+  /** Caps on how much of the population may be ejected, and local-network suspicion */
+  populationGuard: PopulationGuardConfig
+
+  /** Bounds of the auto-tuning rules */
+  autoTune: AutoTuneConfig
+
+  /**
    * The most peers tracked at once (breaker, health and recovery state share one entry per peer)
    *
    * @default 10000
@@ -50,6 +66,9 @@ export interface ProtectionConfigInit {
   recovery?: Partial<RecoveryConfig>
   enableAutoRecovery?: boolean
   enableHealthBasedTripping?: boolean
+  enableAutoTuning?: boolean
+  populationGuard?: PopulationGuardConfig
+  autoTune?: AutoTuneConfig
   maxPeers?: number
   idleTimeout?: number
 }
@@ -61,15 +80,19 @@ export function defaultProtectionConfig (): ProtectionConfig {
     recovery: defaultRecoveryConfig(),
     enableAutoRecovery: true,
     enableHealthBasedTripping: true,
+    enableAutoTuning: true,
+    populationGuard: {},
+    autoTune: {},
     maxPeers: DEFAULT_MAX_PEERS,
     idleTimeout: DEFAULT_IDLE_TIMEOUT
   }
 }
 
 /** Validates the manager's own switches; each component validates its own part */
-export function resolveProtectionSwitches (init: ProtectionConfigInit): Pick<ProtectionConfig, 'enableAutoRecovery' | 'enableHealthBasedTripping'> {
+export function resolveProtectionSwitches (init: ProtectionConfigInit): Pick<ProtectionConfig, 'enableAutoRecovery' | 'enableHealthBasedTripping' | 'enableAutoTuning'> {
   return {
     enableAutoRecovery: checkBoolean('enableAutoRecovery', init.enableAutoRecovery ?? true),
-    enableHealthBasedTripping: checkBoolean('enableHealthBasedTripping', init.enableHealthBasedTripping ?? true)
+    enableHealthBasedTripping: checkBoolean('enableHealthBasedTripping', init.enableHealthBasedTripping ?? true),
+    enableAutoTuning: checkBoolean('enableAutoTuning', init.enableAutoTuning ?? true)
   }
 }

@@ -20,8 +20,15 @@ import {
   STATE_OPEN,
   UNTRACKED
 } from '../states.ts'
+import { resolveCircuitBreakerConfig } from '../breaker/config.ts'
+import { resolveHealthMonitorConfig } from '../health/config.ts'
+import { resolveRecoveryConfig } from '../recovery/config.ts'
+import { AutoTune, resolveAutoTuneConfig } from './auto-tune.ts'
 import { resolveProtectionSwitches } from './config.ts'
+import { PopulationGuard, resolvePopulationGuardConfig } from './population-guard.ts'
+import type { TunedValues } from './auto-tune.ts'
 import type { ProtectionConfigInit } from './config.ts'
+import type { LocalSuspicionChange } from './population-guard.ts'
 import type { Counts } from '../breaker/config.ts'
 import type { ExecuteOptions, ProtectedFunction } from '../breaker/execute.ts'
 import type { Clock, RandomSource } from '../clock.ts'
@@ -49,6 +56,8 @@ export interface PeerStatus {
   health: HealthSnapshot | undefined
   isRecovering: boolean
   recoveryRate: number
+  /** What auto-tuning currently uses for this peer (absent for an untracked peer) */
+  tuned: TunedValues | undefined
 }
 
 /** Numbers of peers per circuit state */
@@ -66,9 +75,29 @@ export interface OverallStatus {
   /** Requests refused because a circuit was OPEN, HALF_OPEN-full, or by the recovery ramp */
   rejected: { open: number, halfOpen: number, recovery: number }
   trips: number
+  /** Most peers are failing at once: our own network is suspected and no circuit trips */
+  localNetworkSuspected: boolean
   /** More than 80 % of known peers healthy and fewer than 20 % of circuits open (the seed's rule, with real numbers) */
   isHealthy(): boolean
   getSummary(): string
+}
+
+/** One peer's circuit as a snapshot keeps it (JSON-safe) */
+export interface PeerSnapshot {
+  peer: string
+  state: CircuitState
+  /** Wall-clock ms when probes may start (0 when not OPEN) */
+  openUntil: number
+  backoffLevel: number
+  /** Held open by `isolate()` until released */
+  isolated: boolean
+}
+
+/** What a restarted node needs to remember which peers were bad, and for how long */
+export interface ProtectionSnapshot {
+  version: 1
+  takenAt: number
+  peers: PeerSnapshot[]
 }
 
 /** A state change of one peer's circuit, with string states */
@@ -93,6 +122,10 @@ export class BitswapProtectionManager {
   readonly circuitBreaker: BitswapCircuitBreaker
   readonly healthMonitor: HealthMonitor
   readonly recoveryManager: RecoveryManager
+  readonly populationGuard: PopulationGuard
+  readonly autoTune: AutoTune
+  /** Fired when local-network suspicion starts or clears */
+  readonly onPopulationChange: (listener: (evt: LocalSuspicionChange) => void) => Disposable
   /** Fired after every circuit state change */
   readonly onTransition: (listener: (evt: TransitionEvent) => void) => Disposable
 
@@ -105,20 +138,42 @@ export class BitswapProtectionManager {
   private rejectedRecovery = 0
   private trips = 0
   private closed = false
+  /** The slot being settled, for the auto-tuned trip rule (the core's `readyToTrip` gets no slot) */
+  private settlingSlot = -1
+  private settlingAt = 0
 
   constructor (config: ProtectionConfigInit = {}, options: ProtectionManagerOptions = {}) {
+    // validate every part up front, so an error names the field by its full path
     const switches = resolveProtectionSwitches(config)
+    resolveCircuitBreakerConfig(config.circuitBreaker, 'circuitBreaker')
+    resolveHealthMonitorConfig(config.healthMonitor, 'healthMonitor')
+    resolveRecoveryConfig(config.recovery, 'recovery')
+    resolveAutoTuneConfig(config.autoTune, 'autoTune')
     this.clock = options.clock ?? systemClock
     this.registry = new PeerRegistry({ maxPeers: config.maxPeers, idleTimeout: config.idleTimeout, clock: this.clock })
-    this.circuitBreaker = new BitswapCircuitBreaker(config.circuitBreaker, { clock: this.clock, random: options.random, registry: this.registry })
+    const populationConfig = resolvePopulationGuardConfig(config.populationGuard, 'populationGuard')
+    // without a user rule, trip sensitivity is auto-tuned per peer (auto-tune.ts)
+    const circuitBreaker = config.circuitBreaker?.readyToTrip === undefined && switches.enableAutoTuning
+      ? { ...config.circuitBreaker, readyToTrip: (counts: Counts) => this.autoTune.shouldTrip(this.settlingSlot, counts, this.settlingAt) }
+      : config.circuitBreaker
+    this.circuitBreaker = new BitswapCircuitBreaker(circuitBreaker, { clock: this.clock, random: options.random, registry: this.registry })
     this.healthMonitor = new HealthMonitor(config.healthMonitor, { clock: this.clock, registry: this.registry })
-    this.recoveryManager = new RecoveryManager(config.recovery, { clock: this.clock, registry: this.registry })
+    this.populationGuard = new PopulationGuard(populationConfig, { registry: this.registry, clock: this.clock })
+    this.autoTune = new AutoTune(config.autoTune, { registry: this.registry, guard: this.populationGuard, core: this.circuitBreaker.core })
+    this.recoveryManager = new RecoveryManager(config.recovery, {
+      clock: this.clock,
+      registry: this.registry,
+      rampSpeed: switches.enableAutoTuning ? (slot, at) => this.autoTune.recoveryRampSpeed(slot, at) : undefined
+    })
+    this.onPopulationChange = this.populationGuard.onChange
     this.enableAutoRecovery = switches.enableAutoRecovery
     this.enableHealthBasedTripping = switches.enableHealthBasedTripping
     this.onTransition = this.transitions.listen
 
     const core = this.circuitBreaker.core
+    core.canTrip = (slot) => this.populationGuard.canTrip(slot, this.clock.now())
     this.disposables.push(
+      core.onTransition(this.populationGuard.recordTransition),
       core.onTransition((slot, from, to, reason, now) => {
         if (to === STATE_OPEN) {
           this.trips++
@@ -138,7 +193,11 @@ export class BitswapProtectionManager {
         const slot = this.registry.find(peer)
         // a ramp that ran out of time without failures only met a quiet peer: let it be
         if (slot !== -1 && reason === 'failures') {
-          core.trip(slot, this.clock.now(), `recovery failed: ${reason}`)
+          const now = this.clock.now()
+          // a vetoed trip (population guard) must not leave the peer shut out at rate 0
+          if (!core.trip(slot, now, `recovery failed: ${reason}`)) {
+            this.recoveryManager.cancel(slot, now)
+          }
         }
       }),
       this.healthMonitor.onStatusChange(({ peer, to }) => {
@@ -194,12 +253,58 @@ export class BitswapProtectionManager {
     }
     const now = this.clock.now()
     const slot = token % SLOT_SPACE
-    this.circuitBreaker.core.settle(token, outcome, now, err)
-    if (outcome === Outcome.NEUTRAL) {
+    this.record(slot, token, outcome, now, latencyMs, err)
+  }
+
+  /**
+   * Records a verdict about a peer that did not come from an admitted request (message-level
+   * observation: an answered want, a missed deadline, garbage). It counts as one request of the
+   * current generation; in HALF_OPEN a failure still reopens when the probe quota is used up.
+   */
+  observe (peer: PeerLike, outcome: Outcome, latencyMs: number, err?: unknown): void {
+    if (this.closed) {
       return
     }
-    this.healthMonitor.record(slot, now, latencyMs, outcome, err)
-    this.recoveryManager.record(slot, now, outcome === Outcome.SUCCESS)
+    const now = this.clock.now()
+    const slot = this.registry.slot(peer, now)
+    if (slot === -1) {
+      return
+    }
+    const core = this.circuitBreaker.core
+    const token = core.acquire(slot, now)
+    if (token > 0) {
+      this.record(slot, token, outcome, now, latencyMs, err)
+      return
+    }
+    if (outcome !== Outcome.NEUTRAL) {
+      // OPEN: the verdict still says how the peer is doing; HALF_OPEN and full: a failure reopens
+      this.healthMonitor.record(slot, now, latencyMs, outcome, err)
+      if (outcome === Outcome.FAILURE && token === REJECT_HALF_OPEN_FULL) {
+        core.trip(slot, now, TransitionReason.PROBE_FAILURE, err)
+      }
+    }
+  }
+
+  private record (slot: number, token: number, outcome: Outcome, now: number, latencyMs: number, err: unknown): void {
+    // the guard hears the outcome before the core, so the failure that makes our own network
+    // suspect cannot trip this peer's circuit
+    this.populationGuard.onOutcome(slot, outcome, now)
+    this.autoTune.record(slot, now)
+    this.settlingSlot = slot
+    this.settlingAt = now
+    try {
+      this.circuitBreaker.core.settle(token, outcome, now, err)
+    } finally {
+      this.settlingSlot = -1
+    }
+    if (outcome !== Outcome.NEUTRAL) {
+      this.healthMonitor.record(slot, now, latencyMs, outcome, err)
+      this.recoveryManager.record(slot, now, outcome === Outcome.SUCCESS)
+    }
+    const outliers = this.populationGuard.evaluateOutliers(now)
+    for (let i = 0; i < outliers.length; i++) {
+      this.circuitBreaker.core.trip(outliers[i], now, 'outlier')
+    }
   }
 
   /** The error a rejection code stands for */
@@ -258,6 +363,67 @@ export class BitswapProtectionManager {
     return this.circuitBreaker.tripPeer(peer, reason)
   }
 
+  /** Holds a peer's circuit OPEN until `release` (ref-counted; not a trip, no backoff) */
+  isolate (peer: PeerLike): void {
+    const now = this.clock.now()
+    const slot = this.registry.slot(peer, now)
+    if (slot !== -1) {
+      this.circuitBreaker.core.isolate(slot, now)
+    }
+  }
+
+  /** Undoes one `isolate`; the last release resumes the normal OPEN → HALF_OPEN timeline */
+  release (peer: PeerLike): void {
+    const slot = this.registry.find(peer)
+    if (slot !== -1) {
+      this.circuitBreaker.core.release(slot, this.clock.now())
+    }
+  }
+
+  /** Every peer whose circuit is not CLOSED or that still carries backoff, for `restore` after a restart */
+  snapshot (): ProtectionSnapshot {
+    const now = this.clock.now()
+    const core = this.circuitBreaker.core
+    const peers: PeerSnapshot[] = []
+    this.registry.forEach((slot, key) => {
+      const state = core.stateOf(slot, now)
+      const backoffLevel = core.backoffLevel(slot, now)
+      if (state === STATE_CLOSED && backoffLevel === 0) {
+        return
+      }
+      const isolated = core.isIsolated(slot)
+      peers.push({
+        peer: key,
+        state: CIRCUIT_STATE_NAMES[state],
+        openUntil: state === STATE_OPEN && !isolated ? core.openUntil(slot) : 0,
+        backoffLevel,
+        isolated
+      })
+    })
+    return { version: 1, takenAt: now, peers }
+  }
+
+  /**
+   * Restores a snapshot: OPEN circuits stay OPEN until their original time (HALF_OPEN at once if it
+   * has passed), isolations are held again, backoff levels carry over. Peers are keyed by string,
+   * so events for restored peers carry the string until a PeerId is seen.
+   */
+  restore (snapshot: ProtectionSnapshot): void {
+    const now = this.clock.now()
+    const core = this.circuitBreaker.core
+    for (const entry of snapshot.peers) {
+      const slot = this.registry.slot(entry.peer, now)
+      if (slot === -1) {
+        continue
+      }
+      const state = CIRCUIT_STATE_NAMES.indexOf(entry.state)
+      core.restore(slot, now, state === -1 ? STATE_CLOSED : state, entry.openUntil, entry.backoffLevel)
+      if (entry.isolated) {
+        core.isolate(slot, now)
+      }
+    }
+  }
+
   getPeerStatus (peer: PeerLike): PeerStatus {
     const now = this.clock.now()
     const slot = this.registry.find(peer)
@@ -270,7 +436,8 @@ export class BitswapProtectionManager {
       healthStatus: this.healthMonitor.getHealthStatus(peer),
       health: this.healthMonitor.getHealth(peer),
       isRecovering: slot !== -1 && this.recoveryManager.recovering(slot, now),
-      recoveryRate: slot !== -1 ? this.recoveryManager.rate(slot, now) : 1
+      recoveryRate: slot !== -1 ? this.recoveryManager.rate(slot, now) : 1,
+      tuned: slot !== -1 ? this.autoTune.tuned(slot, now) : undefined
     }
   }
 
@@ -299,6 +466,7 @@ export class BitswapProtectionManager {
       recoveryStats,
       rejected,
       trips: this.trips,
+      localNetworkSuspected: this.populationGuard.check(now),
       isHealthy () {
         if (totalPeers === 0) {
           return true
@@ -324,6 +492,7 @@ export class BitswapProtectionManager {
     this.transitions.clear()
     this.healthMonitor.close()
     this.recoveryManager.close()
+    this.populationGuard.close()
     this.registry.clear()
   }
 }

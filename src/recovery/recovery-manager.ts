@@ -1,6 +1,6 @@
 import { systemClock } from '../clock.ts'
 import { EventEmitter } from '../event.ts'
-import { growFloat64, growUint16, growUint8 } from '../peers/columns.ts'
+import { growFloat32, growFloat64, growUint16, growUint8 } from '../peers/columns.ts'
 import { PeerRegistry } from '../peers/registry.ts'
 import { resolveRecoveryConfig } from './config.ts'
 import { recoveryRate } from './strategies.ts'
@@ -24,6 +24,15 @@ export interface RecoveryManagerOptions {
 
   /** @default 10000 */
   maxPeers?: number
+
+  /**
+   * Auto-tuning hook: how fast this peer's ramp runs (1 = as configured, 2 = twice as fast),
+   * asked once when its recovery begins so the rate never jumps backwards. Time limits
+   * (`maxRecoveryTime`, the cooldown) stay in real time.
+   *
+   * @default () => 1
+   */
+  rampSpeed?: (slot: number, at: number) => number
 }
 
 /** Where a peer's recovery stands */
@@ -151,6 +160,8 @@ export class RecoveryManager implements SlotColumns {
   private credit: Float64Array = new Float64Array(0)
   private successes: Uint16Array = new Uint16Array(0)
   private failures: Uint16Array = new Uint16Array(0)
+  private speed: Float32Array = new Float32Array(0)
+  private readonly rampSpeed: ((slot: number, at: number) => number) | undefined
 
   constructor (config: RecoveryConfig = {}, options: RecoveryManagerOptions = {}) {
     this.config = resolveRecoveryConfig(config)
@@ -161,6 +172,7 @@ export class RecoveryManager implements SlotColumns {
       idleTimeout: 2 * this.config.maxRecoveryTime,
       clock: this.clock
     })
+    this.rampSpeed = options.rampSpeed
     this.onRecoveryStart = this.started.listen
     this.onRecoveryComplete = this.completed.listen
     this.onRecoveryFailed = this.failed.listen
@@ -467,6 +479,7 @@ export class RecoveryManager implements SlotColumns {
     this.credit = growFloat64(this.credit, capacity)
     this.successes = growUint16(this.successes, capacity)
     this.failures = growUint16(this.failures, capacity)
+    this.speed = growFloat32(this.speed, capacity)
   }
 
   reset (slot: number): void {
@@ -477,6 +490,7 @@ export class RecoveryManager implements SlotColumns {
     this.credit[slot] = 0
     this.successes[slot] = 0
     this.failures[slot] = 0
+    this.speed[slot] = 1
   }
 
   /**
@@ -523,6 +537,7 @@ export class RecoveryManager implements SlotColumns {
     this.credit[slot] = 0
     this.successes[slot] = 0
     this.failures[slot] = 0
+    this.speed[slot] = this.rampSpeed?.(slot, at) ?? 1
     if (this.lastActivity[slot] < at) {
       this.lastActivity[slot] = at
     }
@@ -550,7 +565,7 @@ export class RecoveryManager implements SlotColumns {
     const phase = this.phase[slot]
     if (phase === RECOVERING || phase === DEFERRED) {
       const { strategy, initialRecoveryRate, recoveryIncrement, maxRecoveryRate, recoveryInterval } = this.config
-      const intervals = phase === RECOVERING ? (now - this.startTime[slot]) / recoveryInterval : 0
+      const intervals = phase === RECOVERING ? (now - this.startTime[slot]) * this.speed[slot] / recoveryInterval : 0
       return recoveryRate(strategy, initialRecoveryRate, recoveryIncrement, maxRecoveryRate, intervals)
     }
     if (phase === FAILED || phase === DEFERRED_FAILED) {
