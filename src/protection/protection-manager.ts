@@ -191,13 +191,15 @@ export class BitswapProtectionManager {
       }),
       this.recoveryManager.onRecoveryFailed(({ peer, reason }) => {
         const slot = this.registry.find(peer)
-        // a ramp that ran out of time without failures only met a quiet peer: let it be
-        if (slot !== -1 && reason === 'failures') {
-          const now = this.clock.now()
-          // a vetoed trip (population guard) must not leave the peer shut out at rate 0
-          if (!core.trip(slot, now, `recovery failed: ${reason}`)) {
-            this.recoveryManager.cancel(slot, now)
-          }
+        if (slot === -1) {
+          return
+        }
+        const now = this.clock.now()
+        // a ramp that ran out of time without failures only met a quiet peer: let it be (a failed
+        // recovery holds its peer at rate 0, which only a trip or a cancel undoes); a vetoed trip
+        // (population guard) must not leave the peer shut out at rate 0 either
+        if (reason !== 'failures' || !core.trip(slot, now, `recovery failed: ${reason}`)) {
+          this.recoveryManager.cancel(slot, now)
         }
       }),
       this.healthMonitor.onStatusChange(({ peer, to }) => {
