@@ -292,6 +292,9 @@ export class BitswapProtectionManager {
     // suspect cannot trip this peer's circuit
     this.populationGuard.onOutcome(slot, outcome, now)
     this.autoTune.record(slot, now)
+    // asked before the core settles: the probe that closes the circuit starts a ramp it was not
+    // admitted by, so it must not count as the ramp's first success
+    const ramping = this.recoveryManager.recovering(slot, now)
     this.settlingSlot = slot
     this.settlingAt = now
     try {
@@ -301,7 +304,9 @@ export class BitswapProtectionManager {
     }
     if (outcome !== Outcome.NEUTRAL) {
       this.healthMonitor.record(slot, now, latencyMs, outcome, err)
-      this.recoveryManager.record(slot, now, outcome === Outcome.SUCCESS)
+      if (ramping) {
+        this.recoveryManager.record(slot, now, outcome === Outcome.SUCCESS)
+      }
     }
     const outliers = this.populationGuard.evaluateOutliers(now)
     for (let i = 0; i < outliers.length; i++) {
