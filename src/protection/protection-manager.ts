@@ -20,7 +20,7 @@ import {
   STATE_OPEN,
   UNTRACKED
 } from '../states.ts'
-import { resolveCircuitBreakerConfig } from '../breaker/config.ts'
+import { defaultReadyToTrip, resolveCircuitBreakerConfig } from '../breaker/config.ts'
 import { resolveHealthMonitorConfig } from '../health/config.ts'
 import { resolveRecoveryConfig } from '../recovery/config.ts'
 import { AutoTune, resolveAutoTuneConfig } from './auto-tune.ts'
@@ -152,8 +152,10 @@ export class BitswapProtectionManager {
     this.clock = options.clock ?? systemClock
     this.registry = new PeerRegistry({ maxPeers: config.maxPeers, idleTimeout: config.idleTimeout, clock: this.clock })
     const populationConfig = resolvePopulationGuardConfig(config.populationGuard, 'populationGuard')
-    // without a user rule, trip sensitivity is auto-tuned per peer (auto-tune.ts)
-    const circuitBreaker = config.circuitBreaker?.readyToTrip === undefined && switches.enableAutoTuning
+    // without a user rule, trip sensitivity is auto-tuned per peer (auto-tune.ts); the default rule
+    // (as in a config spread from defaultProtectionConfig()) is not a user rule
+    const userRule = config.circuitBreaker?.readyToTrip
+    const circuitBreaker = (userRule === undefined || userRule === defaultReadyToTrip) && switches.enableAutoTuning
       ? { ...config.circuitBreaker, readyToTrip: (counts: Counts) => this.autoTune.shouldTrip(this.settlingSlot, counts, this.settlingAt) }
       : config.circuitBreaker
     this.circuitBreaker = new BitswapCircuitBreaker(circuitBreaker, { clock: this.clock, random: options.random, registry: this.registry })
