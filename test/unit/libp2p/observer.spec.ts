@@ -1,0 +1,624 @@
+/// <reference types="node" />
+/// <reference types="mocha" />
+import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { streamPair } from '@libp2p/utils'
+import sinon from 'sinon'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { InvalidConfigError } from '../../../src/errors.ts'
+import { DeadlineScheduler } from '../../../src/libp2p/deadline-scheduler.ts'
+import { BitswapObserver, WantDeadlineError } from '../../../src/libp2p/observer.ts'
+import { Outcome } from '../../../src/states.ts'
+import { BlockPresenceType, WantType, blocksMessage, encodeFrame, lpFrame, presenceMessage, wantlistMessage } from '../../fixtures/bitswap-wire.ts'
+import { makeBlocks } from '../../fixtures/blocks.ts'
+import type { TestBlock } from '../../fixtures/blocks.ts'
+import type { AbuseReason, BitswapObserverInit, ObserverSink } from '../../../src/libp2p/observer.ts'
+import type { PeerId, Stream } from '@libp2p/interface'
+
+type Chunk = Uint8Array | Uint8ArrayList
+
+interface Verdict { peer: string, outcome: Outcome, latency: number, err?: Error }
+interface Abuse { peer: string, reason: AbuseReason, err?: Error }
+
+class RecordingSink implements ObserverSink {
+  readonly verdicts: Verdict[] = []
+  readonly abuses: Abuse[] = []
+
+  verdict (peer: PeerId, outcome: Outcome, latency: number, err?: Error): void {
+    this.verdicts.push({ peer: peer.toString(), outcome, latency, err })
+  }
+
+  abuse (peer: PeerId, reason: AbuseReason, err?: Error): void {
+    this.abuses.push({ peer: peer.toString(), reason, err })
+  }
+
+  outcomes (): Outcome[] {
+    return this.verdicts.map(v => v.outcome)
+  }
+}
+
+/**
+ * A synchronous stand-in for a libp2p v3 stream: an EventTarget whose methods touch a `#private`
+ * field (as AbstractMessageStream's do), so a Proxy that forgets to bind them fails here too.
+ */
+class FakeStream extends EventTarget {
+  #alive = true
+  status: 'open' | 'closed' | 'aborted' = 'open'
+  readonly direction: 'inbound' | 'outbound'
+  readonly sent: Chunk[] = []
+  /** A callable with properties, like libp2p's stream logger: must not be bound */
+  readonly log = Object.assign((..._args: unknown[]) => {}, { trace: (..._args: unknown[]) => {}, error: (..._args: unknown[]) => {} })
+  custom = 'a'
+
+  constructor (direction: 'inbound' | 'outbound') {
+    super()
+    this.direction = direction
+  }
+
+  send (data: Chunk): boolean {
+    if (!this.#alive || this.status !== 'open') {
+      throw new Error('stream is closed')
+    }
+    this.sent.push(data)
+    return true
+  }
+
+  abort (err: Error): void {
+    if (!this.#alive) {
+      return
+    }
+    this.#alive = false
+    this.status = 'aborted'
+    this.dispatchEvent(Object.assign(new Event('close'), { error: err, local: true }))
+  }
+
+  /** Both sides closed cleanly */
+  end (): void {
+    this.#alive = false
+    this.status = 'closed'
+    this.dispatchEvent(Object.assign(new Event('close'), { error: undefined, local: undefined }))
+  }
+
+  /** Bytes from the remote */
+  deliver (data: Chunk): void {
+    this.dispatchEvent(Object.assign(new Event('message'), { data }))
+  }
+
+  get private (): boolean {
+    return this.#alive
+  }
+}
+
+function asStream (fake: FakeStream): Stream {
+  return fake as unknown as Stream
+}
+
+/** Splits bytes into chunks at the given offsets */
+function split (bytes: Uint8Array, ...at: number[]): Uint8Array[] {
+  const chunks: Uint8Array[] = []
+  let start = 0
+  for (const end of [...at, bytes.byteLength]) {
+    chunks.push(bytes.subarray(start, end))
+    start = end
+  }
+  return chunks
+}
+
+function concat (chunks: Chunk[]): Uint8Array {
+  const list = new Uint8ArrayList()
+  for (const chunk of chunks) {
+    list.append(chunk)
+  }
+  return list.subarray()
+}
+
+describe('libp2p/observer', () => {
+  let alice: PeerId
+  let bob: PeerId
+  let blocks: TestBlock[]
+
+  before(async () => {
+    alice = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    bob = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    blocks = await makeBlocks(8, 64)
+  })
+
+  describe('on a fake clock', () => {
+    let clock: sinon.SinonFakeTimers
+    let scheduler: DeadlineScheduler
+    let sink: RecordingSink
+    let observer: BitswapObserver
+
+    function setup (init: Partial<BitswapObserverInit> = {}): void {
+      scheduler = new DeadlineScheduler()
+      sink = new RecordingSink()
+      observer = new BitswapObserver({ coldDeadline: 1000, ...init, clock: { now: () => Date.now() }, scheduler }, sink)
+    }
+
+    beforeEach(() => {
+      clock = sinon.useFakeTimers({ now: 1_000_000 })
+      setup()
+    })
+
+    afterEach(() => {
+      observer.stop()
+      scheduler.stop()
+      clock.restore()
+    })
+
+    /** Helia's broadcast: want-block with sendDontHave, through a wrapped outbound stream */
+    function sendWants (peer: PeerId, wanted: TestBlock[], options: { sendDontHave?: boolean, wantType?: WantType, full?: boolean } = {}): FakeStream {
+      const fake = new FakeStream('outbound')
+      const stream = observer.wrapOutbound(asStream(fake), peer)
+      stream.send(encodeFrame(wantlistMessage(wanted.map(b => b.cid), options)))
+      return fake
+    }
+
+    /** An inbound stream with one consumer listener; returns the fake and what the consumer got */
+    function inbound (peer: PeerId): { fake: FakeStream, stream: Stream, received: Chunk[] } {
+      const fake = new FakeStream('inbound')
+      const stream = observer.wrapInbound(asStream(fake), peer)
+      const received: Chunk[] = []
+      stream.addEventListener('message', (evt) => { received.push(evt.data) })
+      return { fake, stream, received }
+    }
+
+    describe('verdicts', () => {
+      it('a block answering a want is a success with its latency; a DONT_HAVE is neutral', () => {
+        sendWants(alice, blocks.slice(0, 2))
+        clock.tick(40)
+        const { fake, received } = inbound(alice)
+        fake.deliver(encodeFrame({ ...blocksMessage([blocks[0]]), ...presenceMessage([blocks[1].cid], BlockPresenceType.DoNotHaveBlock) }))
+
+        assert.deepEqual(sink.verdicts.map(v => [v.peer, v.outcome, v.latency]), [
+          [alice.toString(), Outcome.NEUTRAL, 40],
+          [alice.toString(), Outcome.SUCCESS, 40]
+        ])
+        assert.equal(received.length, 1)
+        assert.equal(sink.abuses.length, 0)
+        // answered wants never miss afterwards
+        clock.tick(60_000)
+        assert.equal(sink.verdicts.length, 2)
+      })
+
+      it('a HAVE answers a want-have (success); to a want-block it is no answer, and that want misses', () => {
+        sendWants(alice, [blocks[0]], { wantType: WantType.WantHave })
+        sendWants(alice, [blocks[1]])
+        clock.tick(30)
+        inbound(alice).fake.deliver(encodeFrame(presenceMessage([blocks[0].cid, blocks[1].cid], BlockPresenceType.HaveBlock)))
+        assert.deepEqual(sink.outcomes(), [Outcome.SUCCESS])
+
+        clock.tick(2000)
+        assert.deepEqual(sink.outcomes(), [Outcome.SUCCESS, Outcome.FAILURE])
+        const miss = sink.verdicts[1]
+        assert.ok(miss.err instanceof WantDeadlineError)
+        assert.equal(miss.err.name, 'WantDeadlineError')
+      })
+
+      it('a want with sendDontHave misses at the cold deadline; one without never does', () => {
+        sendWants(alice, [blocks[0]])
+        sendWants(bob, [blocks[1]], { sendDontHave: false })
+        clock.tick(999)
+        assert.equal(sink.verdicts.length, 0)
+        clock.tick(1)
+        assert.equal(sink.verdicts.length, 1)
+        const miss = sink.verdicts[0]
+        assert.equal(miss.peer, alice.toString())
+        assert.equal(miss.outcome, Outcome.FAILURE)
+        assert.equal(miss.latency, 1000)
+        assert.equal((miss.err as WantDeadlineError).deadlineMs, 1000)
+        clock.tick(120_000)
+        assert.equal(sink.verdicts.length, 1)
+      })
+
+      it('arms one scheduler entry however many peers and wants are pending, re-armed as the deadline moves', () => {
+        const peers = [alice, bob]
+        for (let i = 0; i < 8; i++) {
+          sendWants(peers[i % 2], [blocks[i]])
+          clock.tick(10)
+        }
+        assert.equal(scheduler.size, 1)
+        // a fast answer shortens alice's deadline: her remaining wants are now overdue sooner
+        inbound(alice).fake.deliver(encodeFrame(blocksMessage([blocks[0]])))
+        assert.equal(scheduler.size, 1)
+        assert.equal(observer.deadlineFor(alice), 160)
+        clock.tick(200)
+        assert.equal(sink.verdicts.filter(v => v.peer === alice.toString() && v.outcome === Outcome.FAILURE).length, 3)
+        assert.equal(sink.verdicts.filter(v => v.peer === bob.toString()).length, 0)
+        clock.tick(1000)
+        assert.equal(sink.verdicts.filter(v => v.peer === bob.toString() && v.outcome === Outcome.FAILURE).length, 4)
+        assert.equal(scheduler.size, 0)
+      })
+
+      it('deadlineFor: cautious before the first answer, then twice the latency, within bounds', () => {
+        setup({ coldDeadline: 5000, minDeadline: 50, maxDeadline: 2000 })
+        assert.equal(observer.deadlineFor(alice), 5000)
+        sendWants(alice, [blocks[0]])
+        clock.tick(300)
+        inbound(alice).fake.deliver(encodeFrame(blocksMessage([blocks[0]])))
+        assert.equal(observer.deadlineFor(alice), 600)
+        assert.equal(observer.latencyFor(alice), 300)
+        sendWants(alice, [blocks[1]])
+        clock.tick(5)
+        inbound(alice).fake.deliver(encodeFrame(blocksMessage([blocks[1]])))
+        // EWMA 0.5: (300 + 5) / 2 = 152.5 -> 305
+        assert.equal(observer.deadlineFor(alice), 305)
+      })
+
+      it('stop() cancels the deadline entry and forgets every want', () => {
+        sendWants(alice, [blocks[0]])
+        assert.equal(scheduler.size, 1)
+        observer.stop()
+        assert.equal(scheduler.size, 0)
+        assert.equal(observer.stats.wants, 0)
+        clock.tick(10_000)
+        assert.equal(sink.verdicts.length, 0)
+      })
+
+      it('streams wrapped before stop() pass data through unobserved; new ones are observed again', () => {
+        const old = inbound(alice)
+        observer.stop()
+        old.fake.deliver(lpFrame(Uint8Array.from([0x07, 0x01])))
+        assert.equal(old.received.length, 1)
+        assert.equal(sink.abuses.length, 0)
+        assert.equal(old.fake.status, 'open')
+
+        sendWants(alice, [blocks[0]])
+        clock.tick(1000)
+        assert.deepEqual(sink.outcomes(), [Outcome.FAILURE])
+      })
+    })
+
+    describe('outbound wrapper', () => {
+      it('reads wants from Uint8ArrayList sends and frames split across sends, and sends every byte unchanged', () => {
+        const fake = new FakeStream('outbound')
+        const stream = observer.wrapOutbound(asStream(fake), alice)
+        const frame = encodeFrame(wantlistMessage([blocks[0].cid, blocks[1].cid]))
+        const parts = split(frame, 1, 7)
+        // helia sends lp.encode.single(buf): a Uint8ArrayList of prefix and body
+        stream.send(new Uint8ArrayList(parts[0], parts[1]))
+        stream.send(parts[2])
+        assert.deepEqual(concat(fake.sent), frame)
+
+        inbound(alice).fake.deliver(encodeFrame(blocksMessage([blocks[0], blocks[1]])))
+        assert.deepEqual(sink.outcomes(), [Outcome.SUCCESS, Outcome.SUCCESS])
+      })
+
+      it('a send that throws (stream closed) records no want', () => {
+        const fake = new FakeStream('outbound')
+        const stream = observer.wrapOutbound(asStream(fake), alice)
+        fake.abort(new Error('gone'))
+        assert.throws(() => stream.send(encodeFrame(wantlistMessage([blocks[0].cid]))), /closed/)
+        assert.equal(observer.stats.wants, 0)
+        clock.tick(10_000)
+        assert.equal(sink.verdicts.length, 0)
+      })
+
+      it('is a faithful proxy: private-field methods work, log is the same callable, sets reach the stream', () => {
+        const fake = new FakeStream('outbound')
+        const stream = observer.wrapOutbound(asStream(fake), alice)
+        assert.equal(stream.log, fake.log)
+        assert.equal(typeof stream.log.trace, 'function')
+        assert.equal(stream.direction, 'outbound');
+        (stream as unknown as FakeStream).custom = 'b'
+        assert.equal(fake.custom, 'b')
+        assert.equal((stream as unknown as FakeStream).private, true)
+        stream.abort(new Error('done'))
+        assert.equal(fake.status, 'aborted')
+        // the same forwarder every time, not a fresh bound function per access
+        assert.equal(stream.abort, stream.abort)
+      })
+    })
+
+    describe('inbound wrapper', () => {
+      it('delivers every chunk unchanged, frames split across chunks, observed before the handler sees them', () => {
+        sendWants(alice, blocks.slice(0, 3))
+        const fake = new FakeStream('inbound')
+        const stream = observer.wrapInbound(asStream(fake), alice)
+        const frame = encodeFrame(blocksMessage(blocks.slice(0, 3)))
+        const received: Chunk[] = []
+        const seenByLedger: number[] = []
+        stream.addEventListener('message', (evt) => {
+          received.push(evt.data)
+          seenByLedger.push(sink.verdicts.length)
+        })
+        for (const chunk of split(frame, 1, 2, 50, 120)) {
+          fake.deliver(chunk)
+        }
+        assert.deepEqual(concat(received), frame)
+        assert.deepEqual(sink.outcomes(), [Outcome.SUCCESS, Outcome.SUCCESS, Outcome.SUCCESS])
+        // the last chunk completed the frame: its verdicts were in before the handler got it
+        assert.equal(seenByLedger.at(-1), 3)
+      })
+
+      it('several listeners all get each chunk, observed once; a removed listener gets no more', () => {
+        sendWants(alice, blocks.slice(0, 2))
+        const fake = new FakeStream('inbound')
+        const stream = observer.wrapInbound(asStream(fake), alice)
+        const a: Chunk[] = []
+        const b: Chunk[] = []
+        const onA = (evt: { data: Chunk }): void => { a.push(evt.data) }
+        const onB = { handleEvent: (evt: Event) => { b.push((evt as unknown as { data: Chunk }).data) } }
+        stream.addEventListener('message', onA)
+        stream.addEventListener('message', onB as unknown as (evt: Event) => void)
+        fake.deliver(encodeFrame(blocksMessage([blocks[0]])))
+        stream.removeEventListener('message', onA)
+        fake.deliver(encodeFrame(blocksMessage([blocks[1]])))
+
+        assert.equal(a.length, 1)
+        assert.equal(b.length, 2)
+        // observed once per chunk: two blocks, two successes, and no duplicate counted as unrequested
+        assert.deepEqual(sink.outcomes(), [Outcome.SUCCESS, Outcome.SUCCESS])
+        assert.equal(sink.abuses.length, 0)
+      })
+
+      it('other events pass straight to the real stream', () => {
+        const fake = new FakeStream('inbound')
+        const stream = observer.wrapInbound(asStream(fake), alice)
+        let closes = 0
+        const onClose = (): void => { closes++ }
+        stream.addEventListener('close', onClose)
+        fake.end()
+        assert.equal(closes, 1)
+        stream.removeEventListener('close', onClose)
+        assert.equal(observer.inboundStreams(alice), 0)
+      })
+
+      for (const [name, payload, errName] of [
+        ['a frame that is not protobuf', lpFrame(Uint8Array.from([0x07, 0x01, 0x02])), 'InvalidMessageError'],
+        ['a length prefix over the message size limit', Uint8Array.from([0x80, 0x80, 0x80, 0x04, 0, 0]), 'FrameTooLargeError'],
+        ['a non-minimal length prefix', Uint8Array.from([0x80, 0x00]), 'InvalidFrameError']
+      ] as const) {
+        it(`${name}: protocol_error against the sender, stream aborted, the handler never sees it`, () => {
+          const { fake, received } = inbound(alice)
+          const other = inbound(bob)
+          fake.deliver(payload)
+
+          assert.deepEqual(sink.abuses.map(a => [a.peer, a.reason, a.err?.name]), [[alice.toString(), 'protocol_error', errName]])
+          assert.equal(fake.status, 'aborted')
+          assert.equal(received.length, 0)
+          assert.equal(observer.stats.protocolErrors, 1)
+          // later chunks on the aborted stream are not delivered or reported again
+          fake.deliver(encodeFrame(blocksMessage([blocks[0]])))
+          assert.equal(received.length, 0)
+          assert.equal(sink.abuses.length, 1)
+          // the other peer's stream is untouched
+          other.fake.deliver(encodeFrame(presenceMessage([], BlockPresenceType.HaveBlock)))
+          assert.equal(other.received.length, 1)
+          assert.equal(other.fake.status, 'open')
+        })
+      }
+
+      it('unrequested blocks and presences: one abuse per message, the stream lives on and the handler gets it', () => {
+        // (blocks are matched to wants by CID prefix, so unrequested means: no want of that kind open at all)
+        const { fake, received } = inbound(alice)
+        fake.deliver(encodeFrame({ ...blocksMessage(blocks.slice(1, 4)), ...presenceMessage([blocks[5].cid], BlockPresenceType.HaveBlock) }))
+        sendWants(alice, [blocks[0]])
+        fake.deliver(encodeFrame(blocksMessage([blocks[0]])))
+
+        assert.deepEqual(sink.abuses.map(a => a.reason), ['unrequested'])
+        assert.deepEqual(sink.outcomes(), [Outcome.SUCCESS])
+        assert.equal(received.length, 2)
+        assert.equal(fake.status, 'open')
+        assert.equal(observer.stats.unrequested, 1)
+      })
+
+      it('a block for a want that another peer already answered is not unrequested', () => {
+        sendWants(alice, [blocks[0]])
+        sendWants(bob, [blocks[0]])
+        inbound(bob).fake.deliver(encodeFrame(blocksMessage([blocks[0]])))
+        inbound(alice).fake.deliver(encodeFrame(blocksMessage([blocks[0]])))
+        assert.equal(sink.abuses.length, 0)
+        assert.deepEqual(sink.outcomes(), [Outcome.SUCCESS])
+        clock.tick(10_000)
+        assert.deepEqual(sink.outcomes(), [Outcome.SUCCESS])
+      })
+    })
+
+    describe('inbound abuse guard', () => {
+      it('caps concurrent inbound streams per peer; a closed stream frees its slot; other peers unaffected', () => {
+        setup({ maxInboundStreamsPerPeer: 3 })
+        const streams = [inbound(alice), inbound(alice), inbound(alice)]
+        assert.equal(observer.inboundStreams(alice), 3)
+        assert.equal(observer.admitInbound(alice), false)
+        assert.equal(observer.admitInbound(bob), true)
+        assert.equal(observer.stats.inboundStreamsRefused, 1)
+
+        streams[0].fake.end()
+        assert.equal(observer.admitInbound(alice), true)
+        streams[1].fake.abort(new Error('reset'))
+        assert.equal(observer.inboundStreams(alice), 1)
+        assert.equal(observer.stats.inboundStreams, 1)
+      })
+
+      it('a stream already over is handed back as it is and not counted', () => {
+        const fake = new FakeStream('inbound')
+        fake.abort(new Error('reset before middleware'))
+        assert.equal(observer.wrapInbound(asStream(fake), alice), asStream(fake))
+        assert.equal(observer.inboundStreams(alice), 0)
+      })
+
+      it('limits inbound bytes per second per peer: over the budget the stream is aborted; the budget refills', () => {
+        setup({ maxInboundBytesPerSecond: 1000, maxInboundBurstBytes: 1000 })
+        const chunk = encodeFrame(presenceMessage([], BlockPresenceType.HaveBlock))
+        const big = new Uint8Array(600)
+        const first = inbound(alice)
+        const other = inbound(bob)
+        // a valid empty message is 1 byte of prefix; pad the budget use with an unfinished frame body
+        first.fake.deliver(chunk)
+        first.fake.deliver(Uint8Array.from([0x80, 0x08])) // a 1024-byte frame begins
+        first.fake.deliver(big)
+        first.fake.deliver(big.subarray(0, 400)) // budget already spent: 1000 - 3 - 600 - 400 < 0
+        assert.equal(first.received.length, 4)
+        first.fake.deliver(big.subarray(0, 10))
+
+        assert.deepEqual(sink.abuses.map(a => [a.peer, a.reason, a.err?.name]), [[alice.toString(), 'inbound_bytes', 'InboundLimitError']])
+        assert.equal(first.fake.status, 'aborted')
+        assert.equal(first.received.length, 4)
+        assert.equal(observer.stats.inboundBytesRefused, 1)
+
+        // bob has his own budget
+        other.fake.deliver(big)
+        assert.equal(other.received.length, 1)
+
+        // still in debt a moment later, fine once it has been paid back
+        const second = inbound(alice)
+        second.fake.deliver(chunk)
+        assert.equal(second.fake.status, 'aborted')
+        clock.tick(100)
+        const third = inbound(alice)
+        third.fake.deliver(chunk)
+        assert.equal(third.fake.status, 'open')
+        assert.equal(third.received.length, 1)
+      })
+
+      it('keeps per-peer state bounded: idle inbound-only peers are dropped, removePeer forgets, maxPeers evicts', () => {
+        const { fake } = inbound(alice)
+        assert.equal(observer.stats.peers, 1)
+        fake.end()
+        assert.equal(observer.stats.peers, 0, 'a peer that only opened an inbound stream leaves nothing behind')
+
+        sendWants(alice, [blocks[0]])
+        assert.equal(observer.stats.peers, 1)
+        observer.removePeer(alice)
+        assert.equal(observer.stats.peers, 0)
+        assert.equal(observer.stats.wants, 0)
+        clock.tick(10_000)
+        assert.equal(sink.verdicts.length, 0, 'a forgotten peer\'s wants end without verdict')
+
+        setup({ maxPeers: 1 })
+        sendWants(alice, [blocks[0]])
+        sendWants(bob, [blocks[1]])
+        assert.equal(observer.stats.peers, 1)
+        assert.equal(observer.stats.wants, 1)
+        clock.tick(1000)
+        assert.deepEqual(sink.verdicts.map(v => v.peer), [bob.toString()])
+      })
+
+      it('streams of a removed peer pass through unobserved', () => {
+        const { fake, received } = inbound(alice)
+        observer.removePeer(alice)
+        fake.deliver(encodeFrame(blocksMessage([blocks[0]])))
+        assert.equal(received.length, 1)
+        assert.equal(sink.abuses.length, 0)
+      })
+    })
+
+    it('rejects bad configuration, naming the field', () => {
+      for (const init of [{ maxInboundStreamsPerPeer: 0 }, { maxInboundStreamsPerPeer: 1.5 }, { maxInboundBytesPerSecond: 0 },
+        { maxInboundBurstBytes: 0 }, { maxMessageSize: 0 }, { maxPeers: 0 }, { coldDeadline: -1 }]) {
+        const field = Object.keys(init)[0]
+        assert.throws(() => { setup(init) }, (err: Error) => err instanceof InvalidConfigError && err.message.includes(field), field)
+      }
+    })
+  })
+
+  describe('on real libp2p streams', () => {
+    let scheduler: DeadlineScheduler
+    let sink: RecordingSink
+    let observer: BitswapObserver
+
+    beforeEach(() => {
+      scheduler = new DeadlineScheduler()
+      sink = new RecordingSink()
+      observer = new BitswapObserver({ clock: { now: () => Date.now() }, scheduler }, sink)
+    })
+
+    afterEach(() => {
+      observer.stop()
+      scheduler.stop()
+    })
+
+    /** Polls until `condition` holds (bounded) */
+    async function until (condition: () => boolean, what: string): Promise<void> {
+      const deadline = Date.now() + 2000
+      while (!condition()) {
+        if (Date.now() > deadline) {
+          throw new Error(`timed out waiting for ${what}`)
+        }
+        await new Promise(resolve => setTimeout(resolve, 5))
+      }
+    }
+
+    /** Waits for a stream's close event (bounded) */
+    async function closed (stream: Stream): Promise<void> {
+      if (stream.status !== 'open') {
+        return
+      }
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => { reject(new Error('stream did not close')) }, 2000)
+        stream.addEventListener('close', () => { clearTimeout(timer); resolve() }, { once: true })
+      })
+    }
+
+    it('wants out, answers in: both wrappers feed the ledger and every byte arrives unchanged', async () => {
+      const [ourOut, theirIn] = await streamPair()
+      const [theirOut, ourIn] = await streamPair()
+      const out = observer.wrapOutbound(ourOut, alice)
+      const input = observer.wrapInbound(ourIn, alice)
+
+      // what the remote reads from us
+      const remoteGot: Chunk[] = []
+      theirIn.addEventListener('message', (evt) => { remoteGot.push(evt.data) })
+      const wants = encodeFrame(wantlistMessage(blocks.slice(0, 4).map(b => b.cid)))
+      out.send(wants.subarray(0, 5))
+      out.send(wants.subarray(5))
+      await out.close()
+      await until(() => concat(remoteGot).byteLength === wants.byteLength, 'the remote to read our wants')
+
+      // the handler attaches late, as Bitswap does after `await stream.close()`: nothing may be lost
+      const answer = encodeFrame({ ...blocksMessage(blocks.slice(0, 3)), ...presenceMessage([blocks[3].cid], BlockPresenceType.DoNotHaveBlock) })
+      theirOut.send(answer.subarray(0, 100))
+      theirOut.send(answer.subarray(100))
+      await theirOut.close()
+      await input.close()
+      const handlerGot: Chunk[] = []
+      input.addEventListener('message', (evt) => { handlerGot.push(evt.data) })
+      await until(() => concat(handlerGot).byteLength === answer.byteLength, 'the handler to read the answer')
+      await closed(input)
+
+      assert.deepEqual(concat(remoteGot), wants)
+      assert.deepEqual(concat(handlerGot), answer)
+      // a message's presences count before its blocks
+      assert.deepEqual(sink.outcomes(), [Outcome.NEUTRAL, Outcome.SUCCESS, Outcome.SUCCESS, Outcome.SUCCESS])
+      assert.equal(sink.abuses.length, 0)
+      assert.equal(observer.inboundStreams(alice), 0)
+    })
+
+    it('async iteration of a wrapped inbound stream is observed too', async () => {
+      const [ourOut] = await streamPair()
+      observer.wrapOutbound(ourOut, alice).send(encodeFrame(wantlistMessage([blocks[0].cid])))
+      const [theirOut, ourIn] = await streamPair()
+      const input = observer.wrapInbound(ourIn, alice)
+      const answer = encodeFrame(blocksMessage([blocks[0]]))
+      theirOut.send(answer)
+      await theirOut.close()
+
+      const got: Chunk[] = []
+      for await (const chunk of input) {
+        got.push(chunk)
+      }
+      assert.deepEqual(concat(got), answer)
+      assert.deepEqual(sink.outcomes(), [Outcome.SUCCESS])
+      ourOut.abort(new Error('done'))
+    })
+
+    it('garbage aborts the real stream and the handler sees a close with the error', async () => {
+      const [theirOut, ourIn] = await streamPair()
+      const input = observer.wrapInbound(ourIn, bob)
+      const got: Chunk[] = []
+      input.addEventListener('message', (evt) => { got.push(evt.data) })
+      const closing = new Promise<Error | undefined>((resolve) => {
+        input.addEventListener('close', (evt) => { resolve(evt.error) }, { once: true })
+      })
+      theirOut.send(lpFrame(Uint8Array.from([0x07, 0x01, 0x02])))
+
+      const err = await closing
+      assert.equal(err?.name, 'InvalidMessageError')
+      assert.equal(ourIn.status, 'aborted')
+      assert.equal(got.length, 0)
+      assert.deepEqual(sink.abuses.map(a => a.reason), ['protocol_error'])
+    })
+  })
+})
