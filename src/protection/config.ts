@@ -1,5 +1,6 @@
 import { defaultBitswapCircuitBreakerConfig } from '../breaker/config.ts'
 import { DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PEERS } from '../constants.ts'
+import { InvalidConfigError } from '../errors.ts'
 import { defaultHealthMonitorConfig } from '../health/config.ts'
 import { defaultRecoveryConfig } from '../recovery/config.ts'
 import { checkBoolean } from '../validate.ts'
@@ -90,6 +91,9 @@ export function defaultProtectionConfig (): ProtectionConfig {
 
 /** Validates the manager's own switches; each component validates its own part */
 export function resolveProtectionSwitches (init: ProtectionConfigInit): Pick<ProtectionConfig, 'enableAutoRecovery' | 'enableHealthBasedTripping' | 'enableAutoTuning'> {
+  if (init == null || typeof init !== 'object') {
+    throw new InvalidConfigError(`config must be an object, got ${String(init)}`)
+  }
   return {
     enableAutoRecovery: checkBoolean('enableAutoRecovery', init.enableAutoRecovery ?? true),
     enableHealthBasedTripping: checkBoolean('enableHealthBasedTripping', init.enableHealthBasedTripping ?? true),
