@@ -77,6 +77,18 @@ function readUvarint (buf: Uint8Array, pos: number, end: number): number {
   return -1
 }
 
+/**
+ * `readUvarint` for CID bytes, which multiformats also requires to be minimally encoded (no
+ * trailing zero byte): returns -1 for a padded varint, as `CID.decode` throws for one.
+ */
+function readCidUvarint (buf: Uint8Array, pos: number, end: number): number {
+  const next = readUvarint(buf, pos, end)
+  if (next - pos > 1 && buf[next - 1] === 0) {
+    return -1
+  }
+  return next
+}
+
 // What `parseCid` found: module state, read right after the call
 let cidVersion = 0
 let cidCodec = 0
@@ -88,36 +100,43 @@ const SHA2_256 = 0x12
 const DAG_PB = 0x70
 
 /**
- * Parses CID bytes as multiformats' `CID.decode` accepts them: CIDv0 is a bare sha2-256 multihash
- * (first byte 0x12), CIDv1 is `<1><codec><hash code><digest length><digest>`, and the digest must
- * end exactly at the end of the bytes. Returns false for anything else.
+ * Parses CID bytes as multiformats' `CID.decode` (14.x) accepts them, which is how @helia/bitswap
+ * reads the CIDs of wants and presences:
+ * - `<0x12><length><digest>`: a CIDv0, a bare multihash (any digest length)
+ * - `<1><codec><hash code><length><digest>`: a CIDv1
+ * - `<0><codec><hash code><length><digest>`: also a CIDv0 of that multihash, the codec ignored
+ * Varints must be minimal, and the digest must end exactly at the end of the bytes. Unlike
+ * multiformats, varints over 32 bits are refused (no multicodec or digest length needs them, and
+ * `prefixKey` could not match them). Returns false for anything else.
  */
 function parseCid (bytes: Uint8Array): boolean {
   const end = bytes.length
-  let pos = 0
-  if (end > 0 && bytes[0] === SHA2_256) {
+  let pos = readCidUvarint(bytes, 0, end)
+  if (pos < 0) {
+    return false
+  }
+  if (uvarValue === SHA2_256) {
+    // the varint read was the multihash's own code
     cidVersion = 0
     cidCodec = DAG_PB
-    cidMultihashStart = 0
-  } else {
-    pos = readUvarint(bytes, pos, end)
-    if (pos < 0 || uvarValue !== 1) {
-      return false
-    }
-    cidVersion = 1
-    pos = readUvarint(bytes, pos, end)
+    cidMultihashStart = pos = 0
+  } else if (uvarValue === 1 || uvarValue === 0) {
+    cidVersion = uvarValue
+    pos = readCidUvarint(bytes, pos, end)
     if (pos < 0) {
       return false
     }
-    cidCodec = uvarValue
+    cidCodec = cidVersion === 0 ? DAG_PB : uvarValue
     cidMultihashStart = pos
+  } else {
+    return false
   }
-  pos = readUvarint(bytes, pos, end)
+  pos = readCidUvarint(bytes, pos, end)
   if (pos < 0) {
     return false
   }
   cidHashCode = uvarValue
-  pos = readUvarint(bytes, pos, end)
+  pos = readCidUvarint(bytes, pos, end)
   if (pos < 0) {
     return false
   }
