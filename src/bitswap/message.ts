@@ -115,9 +115,24 @@ function readVarint (buf: Uint8Array, pos: number, end: number): number {
   return pos
 }
 
+/**
+ * Reads a varint where protons (@helia/bitswap's decoder) reads a 32-bit one: tags, lengths and
+ * 32-bit scalars. protons reads 5 bytes and then skips 5 more without looking at them, so helia
+ * misreads a 6 to 9 byte varint (it swallows what follows); rejecting those keeps us from seeing a
+ * message differently than helia does. Encoders write at most 5 bytes, or 10 for a negative int32.
+ */
+function readVarint32 (buf: Uint8Array, pos: number, end: number): number {
+  const next = readVarint(buf, pos, end)
+  const length = next - pos
+  if (length > 5 && length < 10) {
+    throw new InvalidMessageError('varint', `invalid bitswap message: a ${length} byte varint, which protons misreads`)
+  }
+  return next
+}
+
 /** Reads a length prefix at `pos` and checks that many bytes remain; returns the body's start */
 function readLength (buf: Uint8Array, pos: number, end: number): number {
-  pos = readVarint(buf, pos, end)
+  pos = readVarint32(buf, pos, end)
   if (varHigh !== 0) {
     throw new InvalidMessageError('length', 'invalid bitswap message: length does not fit in 32 bits')
   }
@@ -129,7 +144,7 @@ function readLength (buf: Uint8Array, pos: number, end: number): number {
 
 /** Reads a tag, returning the position after it; the tag is left in `varLow` */
 function readTag (buf: Uint8Array, pos: number, end: number): number {
-  pos = readVarint(buf, pos, end)
+  pos = readVarint32(buf, pos, end)
   if (varHigh !== 0 || varLow >>> 3 === 0) {
     throw new InvalidMessageError('field-number')
   }
@@ -216,22 +231,22 @@ function readEntry (buf: Uint8Array, pos: number, end: number, visitor: MessageV
         break
       case 2:
         expectWireType(tag & 7, WIRE_VARINT)
-        pos = readVarint(buf, pos, end)
+        pos = readVarint32(buf, pos, end)
         priority = varLow | 0
         break
       case 3:
         expectWireType(tag & 7, WIRE_VARINT)
-        pos = readVarint(buf, pos, end)
+        pos = readVarint32(buf, pos, end)
         cancel = varLow !== 0
         break
       case 4:
         expectWireType(tag & 7, WIRE_VARINT)
-        pos = readVarint(buf, pos, end)
+        pos = readVarint32(buf, pos, end)
         wantType = checkEnum(varLow | 0)
         break
       case 5:
         expectWireType(tag & 7, WIRE_VARINT)
-        pos = readVarint(buf, pos, end)
+        pos = readVarint32(buf, pos, end)
         sendDontHave = varLow !== 0
         break
       default:
@@ -256,7 +271,7 @@ function readWantlist (buf: Uint8Array, pos: number, end: number, visitor: Messa
       }
       case 2:
         expectWireType(tag & 7, WIRE_VARINT)
-        pos = readVarint(buf, pos, end)
+        pos = readVarint32(buf, pos, end)
         full = varLow !== 0 ? 1 : 0
         break
       default:
@@ -309,7 +324,7 @@ function readPresence (buf: Uint8Array, pos: number, end: number, visitor: Messa
         break
       case 2:
         expectWireType(tag & 7, WIRE_VARINT)
-        pos = readVarint(buf, pos, end)
+        pos = readVarint32(buf, pos, end)
         type = checkEnum(varLow | 0)
         break
       default:
@@ -364,7 +379,7 @@ export function readMessage (bytes: Uint8Array, visitor: MessageVisitor): void {
       }
       case 5:
         expectWireType(tag & 7, WIRE_VARINT)
-        pos = readVarint(bytes, pos, end)
+        pos = readVarint32(bytes, pos, end)
         visitor.pendingBytes?.(varLow | 0)
         break
       default:
