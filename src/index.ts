@@ -24,12 +24,14 @@
  * @example Add it to Helia without losing Helia's default services
  *
  * ```ts
- * import { createHelia, libp2pDefaults } from 'helia'
+ * import { libp2pDefaults } from '@helia/libp2p'
+ * import { createHelia } from 'helia'
  * import { addBitswapCircuitBreaker } from 'bitswap-circuit-breaker'
  *
- * const helia = await createHelia({
+ * const helia = createHelia({
  *   libp2p: addBitswapCircuitBreaker(libp2pDefaults())
  * })
+ * await helia.start()
  * ```
  */
 
@@ -46,6 +48,8 @@ import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
 export * from './states.ts'
 export * from './errors.ts'
+export { FrameTooLargeError, InvalidFrameError, InvalidMessageError } from './bitswap/errors.ts'
+export { WantDeadlineError } from './libp2p/observer.ts'
 export { systemClock, seededRandom } from './clock.ts'
 export type { Clock, RandomSource } from './clock.ts'
 export type { Disposable } from './event.ts'
@@ -80,7 +84,11 @@ export interface CircuitEventDetail {
   peer: PeerId
   from: CircuitState
   to: CircuitState
-  /** Why the state changed, e.g. "3/3 requests failed", "open-stream deadline missed", "timeout elapsed" */
+  /**
+   * Why the state changed: `failures` (the trip rule fired), `timeout` (the open duration passed),
+   * `probe-failure`, `probes-succeeded`, `half-open-dwell`, `isolate`, `release`, `restored`,
+   * `health: unhealthy`, `outlier`, `recovery failed: failures`
+   */
   reason: string
 }
 

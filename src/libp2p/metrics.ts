@@ -13,8 +13,9 @@ export interface MetricsSource {
   localNetworkSuspected(): number
 }
 
-export type RejectionDirection = 'inbound' | 'outbound' | 'dial'
-export type RejectionReason = 'open' | 'half_open' | 'recovery' | 'inbound_limit' | 'protocol_error'
+export type RejectionDirection = 'inbound' | 'outbound'
+/** Circuit refusals, then what the inbound abuse guard counts (see observer.ts) */
+export type RejectionReason = 'open' | 'half_open' | 'recovery' | 'protocol_error' | 'unrequested' | 'inbound_streams' | 'inbound_bytes'
 export type RecoveryEvent = 'started' | 'completed' | 'failed'
 
 /** Latency buckets in seconds, from a fast LAN answer to Bitswap's 10 s send timeout */

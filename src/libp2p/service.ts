@@ -14,6 +14,7 @@ import { patchMiddlewarePileup } from './upstream.ts'
 import { InboundLimitError } from '../errors.ts'
 import { checkNumber } from '../validate.ts'
 import type { BitswapCircuitBreakerComponents, BitswapCircuitBreakerEvents, BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail, ServicePeerStatus, ServiceStatus } from '../index.ts'
+import { isTrip } from '../protection/protection-manager.ts'
 import type { PeerStatus, ProtectionSnapshot, TransitionEvent } from '../protection/protection-manager.ts'
 import type { AbuseReason, ObserverSink } from './observer.ts'
 import type { RejectionReason } from './metrics.ts'
@@ -289,6 +290,11 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       this.abuse(peer, 'inbound_streams')
       throw new InboundLimitError('too many concurrent inbound Bitswap streams from this peer')
     }
+    if (!outbound && this.observer != null && this.protection.circuitState(peer) === CircuitState.HALF_OPEN) {
+      // answers to our probes: the quota is for what we ask, and these streams carry the evidence
+      next(this.observer.wrapInbound(stream, peer), connection)
+      return
+    }
     // the recovery ramp limits concurrent opens (ramp-limiter.ts) instead of refusing streams
     const token = this.protection.admit(peer, false)
     if (token < 0) {
@@ -368,7 +374,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   }
 
   abuse (peer: PeerId, reason: AbuseReason, err?: Error): void {
-    this.metrics.rejection('inbound', reason === 'protocol_error' ? 'protocol_error' : 'inbound_limit')
+    this.metrics.rejection('inbound', reason)
     this.log('%p broke the rules: %s', peer, reason)
     if (!this.allowlist.has(peer.toString())) {
       this.protection.observe(peer, Outcome.FAILURE, 0, err ?? new InboundLimitError(reason))
@@ -386,7 +392,9 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     this.log('circuit for %p %s -> %s: %s', peer, evt.from, evt.to, evt.reason)
     const detail: CircuitEventDetail = { peer, from: evt.from, to: evt.to, reason: evt.reason }
     if (evt.to === CircuitState.OPEN) {
-      this.metrics.trip()
+      if (isTrip(evt.reason)) {
+        this.metrics.trip()
+      }
       this.safeDispatchEvent('circuit:open', { detail })
       // side effects after the engine has finished its transition (we are inside its callback)
       queueMicrotask(() => { this.isolatePeer(peer) })

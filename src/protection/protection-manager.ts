@@ -40,6 +40,9 @@ import type { RecoveryStats } from '../recovery/recovery-manager.ts'
 export { defaultProtectionConfig } from './config.ts'
 export type { ProtectionConfig, ProtectionConfigInit } from './config.ts'
 
+/** The transition reason of circuits put back by `restore` */
+export const RESTORED = 'restored'
+
 export interface ProtectionManagerOptions {
   clock?: Clock
   random?: RandomSource
@@ -178,7 +181,9 @@ export class BitswapProtectionManager {
       core.onTransition(this.populationGuard.recordTransition),
       core.onTransition((slot, from, to, reason, now) => {
         if (to === STATE_OPEN) {
-          this.trips++
+          if (isTrip(reason)) {
+            this.trips++
+          }
           // a peer that trips again while ramping back starts over once it closes
           this.recoveryManager.cancel(slot, now)
         } else if (to === STATE_CLOSED && from === STATE_HALF_OPEN && this.enableAutoRecovery) {
@@ -426,7 +431,7 @@ export class BitswapProtectionManager {
         continue
       }
       const state = CIRCUIT_STATE_NAMES.indexOf(entry.state)
-      core.restore(slot, now, state === -1 ? STATE_CLOSED : state, entry.openUntil, entry.backoffLevel)
+      core.restore(slot, now, state === -1 ? STATE_CLOSED : state, entry.openUntil, entry.backoffLevel, RESTORED)
       if (entry.isolated) {
         core.isolate(slot, now)
       }
@@ -504,4 +509,9 @@ export class BitswapProtectionManager {
     this.populationGuard.close()
     this.registry.clear()
   }
+}
+
+/** A move to OPEN that the peer caused (not a manual isolation or a restored snapshot) */
+export function isTrip (reason: string): boolean {
+  return reason !== TransitionReason.ISOLATE && reason !== RESTORED
 }
