@@ -15,7 +15,7 @@ export interface MetricsSource {
 
 export type RejectionDirection = 'inbound' | 'outbound'
 /** Circuit refusals, then what the inbound abuse guard counts (see observer.ts) */
-export type RejectionReason = 'open' | 'half_open' | 'recovery' | 'protocol_error' | 'unrequested' | 'inbound_streams' | 'inbound_bytes'
+export type RejectionReason = 'open' | 'half_open' | 'recovery' | 'protocol_error' | 'unrequested' | 'stream_limit' | 'byte_limit'
 export type RecoveryEvent = 'started' | 'completed' | 'failed'
 
 /** Latency buckets in seconds, from a fast LAN answer to Bitswap's 10 s send timeout */

@@ -374,7 +374,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   }
 
   abuse (peer: PeerId, reason: AbuseReason, err?: Error): void {
-    this.metrics.rejection('inbound', reason)
+    this.metrics.rejection('inbound', ABUSE_LABELS[reason])
     this.log('%p broke the rules: %s', peer, reason)
     if (!this.allowlist.has(peer.toString())) {
       this.protection.observe(peer, Outcome.FAILURE, 0, err ?? new InboundLimitError(reason))
@@ -478,4 +478,11 @@ function rejectionReason (code: number): RejectionReason {
     return 'open'
   }
   return code === REJECT_HALF_OPEN_FULL ? 'half_open' : 'recovery'
+}
+
+const ABUSE_LABELS: Record<AbuseReason, RejectionReason> = {
+  protocol_error: 'protocol_error',
+  unrequested: 'unrequested',
+  inbound_streams: 'stream_limit',
+  inbound_bytes: 'byte_limit'
 }

@@ -142,7 +142,7 @@ describe('ServiceMetrics', () => {
 
     metrics.rejection('outbound', 'open')
     metrics.rejection('inbound', 'half_open')
-    metrics.rejection('inbound', 'inbound_streams')
+    metrics.rejection('inbound', 'stream_limit')
     metrics.rejection('inbound', 'protocol_error')
     metrics.rejection('outbound', 'recovery')
 
@@ -151,7 +151,7 @@ describe('ServiceMetrics', () => {
     assert.deepEqual(rejections.calls, [
       { outbound_open: true },
       { inbound_half_open: true },
-      { inbound_inbound_streams: true },
+      { inbound_stream_limit: true },
       { inbound_protocol_error: true },
       { outbound_recovery: true }
     ])
