@@ -1,0 +1,106 @@
+/**
+ * The printed table: every figure as `median (min–max)`, and every target as PASS or MISS.
+ */
+
+import { fmt } from './stats.ts'
+import type { Extras, Results } from './results.ts'
+import type { Summary } from './stats.ts'
+
+export function renderTable (r: Results, extras: Extras): string {
+  const lines: string[] = []
+  const row = (...cells: string[]): void => { lines.push(`| ${cells.join(' | ')} |`) }
+  const head = (...cells: string[]): void => {
+    row(...cells)
+    lines.push(`|${cells.map(() => '---').join('|')}|`)
+  }
+  const blank = (): void => { lines.push('') }
+
+  lines.push(`Machine: ${r.machine.cpu}, ${r.machine.cores} cores, Node ${r.machine.node}; load average ${extras.run.loadAverage.start.join(' / ')} at the start, ${extras.run.loadAverage.end.join(' / ')} at the end; ${extras.run.seconds} s`)
+  blank()
+
+  lines.push('**1. Success-path overhead** (ns/op above a bare `await`, median (min–max) of ' +
+    `${extras.overhead?.rounds ?? '?'} interleaved rounds × ${extras.overhead?.opsPerRound ?? '?'} ops)`)
+  blank()
+  head('variant', 'ns/op above bare await')
+  const o = r.overhead
+  row('bare `await work()` (its own ns/op)', fmt(o.bareAwait))
+  row('`CircuitBreaker.execute`', fmt(o.execute))
+  row('`BitswapCircuitBreaker.executeWithPeer`', fmt(o.executeWithPeer))
+  row('`BitswapProtectionManager.executeRequest`', fmt(o.executeRequest))
+  row('gating decision (`admit(peer, false)` + `settle`)', fmt(o.gatingDecision))
+  if (extras.overhead != null) {
+    row('gating decision, synchronous loop (its own ns/op)', fmt(extras.overhead.gatingDecisionSync))
+  }
+  row('opossum 10 `fire` (defaults)', fmt(o.opossum))
+  row('cockatiel 4 ConsecutiveBreaker(5)', fmt(o.cockatielConsecutive))
+  row('cockatiel 4 SamplingBreaker', fmt(o.cockatielSampling))
+  blank()
+
+  const m = r.memory.bytesPerPeer
+  const mp = extras.memory?.peers
+  lines.push('**2. Memory** (heap + external bytes per tracked peer, median of ' + `${extras.memory?.rounds ?? '?'} rounds)`)
+  blank()
+  head('subject', 'peers measured', 'bytes/peer', 'min–max')
+  row('ours: `BitswapProtectionManager` (breaker + health + recovery + guards)', String(mp?.ours ?? ''), String(m.ours), range(extras.memory?.ours))
+  row('opossum: one instance per peer, timers off', String(mp?.opossum ?? ''), String(m.opossum), range(extras.memory?.opossum))
+  row('cockatiel: one ConsecutiveBreaker policy per peer', String(mp?.cockatiel ?? ''), String(m.cockatiel), range(extras.memory?.cockatiel))
+  blank()
+
+  if (extras.scale != null) {
+    const s = extras.scale
+    lines.push(`**3. Scale** (ns per call; hot = round-robin over ${s.hotSet} of the N tracked peers (all of them at N = 10), all = round-robin over all N; worst operation: ${s.worst})`)
+    blank()
+    head('operation', 'pattern', '10 peers', '10 000 peers', '100 000 peers', '100 000 / 10')
+    for (const pattern of ['hot', 'all'] as const) {
+      for (const op of ['executeWithPeer', 'gatingDecision'] as const) {
+        const c = s[pattern][op]
+        row(op, pattern, fmt(c['10']), fmt(c['10000']), fmt(c['100000']), fmt(c.ratio, 2))
+      }
+    }
+    blank()
+  }
+
+  const b = r.bitswap
+  lines.push(`**4. Bitswap** (${extras.bitswap?.blocks ?? '?'} × 4 KiB, \`blockstore.get\`, concurrency ${extras.bitswap?.concurrency ?? '?'}, TCP + noise + yamux, ${extras.bitswap?.rounds ?? '?'} interleaved rounds each)`)
+  blank()
+  head('consumer', 'blocks/s', 'ms per fetch')
+  row('without the service', fmt(b.without.blocksPerSec, 0), extras.bitswap == null ? '' : fmt(extras.bitswap.ms.without, 0))
+  row('with the service', fmt(b.with.blocksPerSec, 0), extras.bitswap == null ? '' : fmt(extras.bitswap.ms.with, 0))
+  if (extras.bitswap != null) {
+    row('with / without (per pair)', fmt(extras.bitswap.ratio, 3), '')
+    const { lost } = extras.bitswap
+    if (lost.with + lost.without > 0) {
+      blank()
+      lines.push(`Blocks that never arrived (${extras.bitswap.rounds} rounds): without ${lost.without}, with ${lost.with}`)
+    }
+  }
+  blank()
+
+  const f = r.faulty
+  lines.push(`**5. Faulty provider** (${extras.faulty?.blocks ?? '?'} × 4 KiB, concurrency ${extras.faulty?.concurrency ?? '?'}, ms, median (min–max) of ${extras.faulty?.rounds ?? '?'} runs; × = median / healthy-alone median)`)
+  blank()
+  head('fault', 'get: off', 'get: on', 'session: off', 'session: on')
+  row('healthy alone', fmt(f.healthyAlone.get, 0), '', fmt(f.healthyAlone.session, 0), '')
+  for (const fault of ['reset', 'stall', 'blackhole'] as const) {
+    const cell = (state: 'off' | 'on', api: 'get' | 'session'): string =>
+      `${fmt(f[fault][state][api], 0)} ×${(f[fault][state][api].median / f.healthyAlone[api].median).toFixed(2)}`
+    row(fault, cell('off', 'get'), cell('on', 'get'), cell('off', 'session'), cell('on', 'session'))
+  }
+  if (extras.faulty != null && Object.keys(extras.faulty.lost).length > 0) {
+    blank()
+    lines.push(`Blocks that never arrived (all rounds): ${Object.entries(extras.faulty.lost).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+  }
+  blank()
+
+  lines.push('**Targets**')
+  blank()
+  head('target', 'measured', 'limit', '')
+  for (const c of extras.checks) {
+    row(c.target, String(c.value), String(c.limit), c.pass ? 'PASS' : 'MISS')
+  }
+  return lines.join('\n')
+}
+
+function range (s: Summary | undefined): string {
+  return s == null ? '' : `${s.min}–${s.max}`
+}

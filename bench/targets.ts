@@ -1,0 +1,48 @@
+/**
+ * The issue's targets, checked against the figures of this run (medians; ratios taken in the run).
+ */
+
+import type { Results } from './results.ts'
+
+export interface TargetCheck {
+  name: string
+  /** What must hold, in words */
+  target: string
+  /** The measured value, in the unit of `target` */
+  value: number
+  limit: number
+  pass: boolean
+}
+
+const FAULT_LIMITS = { reset: 1.15, stall: 1.15, blackhole: 1.5 } as const
+
+export function checkTargets (r: Results): TargetCheck[] {
+  const o = r.overhead
+  const checks: TargetCheck[] = [
+    atMost('execute vs cockatiel consecutive', 'execute overhead / cockatiel consecutive overhead ≤ 0.25', o.execute.median / o.cockatielConsecutive.median, 0.25),
+    atMost('execute vs opossum', 'execute overhead / opossum overhead ≤ 0.05', o.execute.median / o.opossum.median, 0.05),
+    atMost('gating decision', 'gating decision / bare await ≤ 0.5', o.gatingDecision.median / o.bareAwait.median, 0.5),
+    atMost('memory', 'bytes per tracked peer at 100 000 peers ≤ 256', r.memory.bytesPerPeer.ours, 256),
+    atMost('scale (hot set)', 'worst operation, ns at 100 000 / ns at 10 ≤ 1.2 (hot set of 1 000)', r.scale['100000'].median / r.scale['10'].median, 1.2),
+    atLeast('bitswap throughput', 'blocks/s with the service / without ≥ 0.97', r.bitswap.with.blocksPerSec.median / r.bitswap.without.blocksPerSec.median, 0.97)
+  ]
+  for (const fault of ['reset', 'stall', 'blackhole'] as const) {
+    for (const api of ['get', 'session'] as const) {
+      const limit = FAULT_LIMITS[fault]
+      checks.push(atMost(`${fault} ${api}`, `${fault}, ${api}, service on / healthy alone ≤ ${limit}`, r.faulty[fault].on[api].median / r.faulty.healthyAlone[api].median, limit))
+    }
+  }
+  return checks
+}
+
+function atMost (name: string, target: string, value: number, limit: number): TargetCheck {
+  return { name, target, value: round3(value), limit, pass: value <= limit }
+}
+
+function atLeast (name: string, target: string, value: number, limit: number): TargetCheck {
+  return { name, target, value: round3(value), limit, pass: value >= limit }
+}
+
+function round3 (value: number): number {
+  return Math.round(value * 1000) / 1000
+}
