@@ -323,7 +323,11 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
 
   /** Gater decision: an OPEN circuit denies dials and new inbound connections */
   private readonly denies = (peer: PeerId): boolean => {
-    return this.protection.circuitState(peer) === CircuitState.OPEN && !this.allowlist.has(peer.toString())
+    if (this.protection.circuitState(peer) !== CircuitState.OPEN || this.allowlist.has(peer.toString())) {
+      return false
+    }
+    this.metrics.rejection('dial', 'open')
+    return true
   }
 
   // -- OpenStreamGate: outbound opens timed by the guard --
