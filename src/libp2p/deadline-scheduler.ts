@@ -22,6 +22,9 @@ import type { Clock } from '../clock.ts'
 
 const SLOT_BITS = 21
 /** At most this many deadlines may be pending at once */
+/** A timer firing later than this (ms) means our event loop was busy: see `fire` */
+const LATE_TIMER_GRACE = 50
+
 export const MAX_PENDING_DEADLINES = 2 ** SLOT_BITS
 /** Generations wrap here, keeping handles below 2^52 (exact doubles) */
 const MAX_GENERATION = 2 ** 31
@@ -123,10 +126,22 @@ export class DeadlineScheduler {
     this.heap.length = 0
   }
 
+  /** Set while a late timer is giving pending I/O one turn before its deadlines fire */
+  private graceTaken = false
+
   private fire (): void {
     this.timer = undefined
     this.armedAt = Infinity
     const now = this.clock.now()
+    if (!this.graceTaken && this.heap.length > 0 && now - this.at[this.heap[0]] > LATE_TIMER_GRACE) {
+      // Our own event loop was busy past the deadline, so the answer may already be waiting in a
+      // socket buffer: let one turn of I/O run before judging any peer (a re-armed 0 ms timer fires
+      // after the poll phase). Otherwise a CPU spike here would look like every peer stalling.
+      this.graceTaken = true
+      this.arm()
+      return
+    }
+    this.graceTaken = false
     // entries scheduled by a callback for a time already past fire in this same pass
     while (this.heap.length > 0) {
       const slot = this.heap[0]

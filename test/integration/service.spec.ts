@@ -69,7 +69,7 @@ describe('bitswap circuit breaker service', function () {
 
       const result = await fetchAll(node, blocks, { concurrency: 16 })
 
-      assert.equal(result.received, blocks.length)
+      assert.equal(result.received, blocks.length, `lost ${result.lost}: ${JSON.stringify(service.getPeerStatus(provider.peerId), (_k, v) => typeof v === 'object' && v?.type === 'PeerId' ? String(v) : v)}`)
       assert.equal(result.lost, 0)
       assert.equal(result.corrupt, 0)
       const status = service.getOverallStatus()
