@@ -343,6 +343,8 @@ describe('libp2p/observer', () => {
         stream.addEventListener('message', onA)
         stream.addEventListener('message', onB as unknown as (evt: Event) => void)
         fake.deliver(encodeFrame(blocksMessage([blocks[0]])))
+        // observed once: fed twice, the copy would answer the second want (blocks match by prefix)
+        assert.deepEqual(sink.outcomes(), [Outcome.SUCCESS])
         stream.removeEventListener('message', onA)
         fake.deliver(encodeFrame(blocksMessage([blocks[1]])))
 

@@ -1,0 +1,295 @@
+/**
+ * Message-level observation on real in-process Helia nodes: the breaker judges providers by their
+ * Bitswap answers (DONT_HAVE is an answer, silence is not, slowness is relative to the peer's own
+ * history), and the inbound abuse guard refuses garbage and stream floods without touching other peers.
+ */
+
+import assert from 'node:assert/strict'
+import { bitswapCircuitBreaker, CircuitState } from '../../src/index.ts'
+import {
+  BITSWAP_PROTOCOL, BlockPresenceType, TestNet, componentsOf, connect, encodeFrame, fetchAll, floodStreams, makeBlocks, once,
+  presenceMessage, readMessages, sendGarbage, waitFor, writeFrames
+} from '../fixtures/index.ts'
+import type { BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail } from '../../src/index.ts'
+import type { FetchResult, HeliaNode, TestBlock, TestNode } from '../fixtures/index.ts'
+import type { Connection, PeerId, Stream, StreamMiddleware } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+
+interface BreakerServices extends Record<string, unknown> {
+  breaker: BitswapCircuitBreakerService
+}
+
+type Consumer = HeliaNode<BreakerServices>
+
+/** Every circuit event of one peer, in order */
+function circuitEvents (service: BitswapCircuitBreakerService, peer: PeerId): CircuitEventDetail[] {
+  const events: CircuitEventDetail[] = []
+  for (const type of ['circuit:open', 'circuit:half-open', 'circuit:close'] as const) {
+    service.addEventListener(type, (evt) => {
+      if (evt.detail.peer.equals(peer)) {
+        events.push(evt.detail)
+      }
+    })
+  }
+  return events
+}
+
+async function opened (service: BitswapCircuitBreakerService, peer: PeerId, timeout = 10_000): Promise<CustomEvent<CircuitEventDetail>> {
+  return once<CustomEvent<CircuitEventDetail>>(service, 'circuit:open', { timeout, filter: (evt) => evt.detail.peer.equals(peer) })
+}
+
+/** Counts, per remote peer, the inbound Bitswap streams that got past every middleware to the handler */
+function handlerStreams (node: Consumer): { total: (peer: PeerId) => number, open: (peer: PeerId) => number, maxOpen: (peer: PeerId) => number } {
+  const total = new Map<string, number>()
+  const open = new Map<string, number>()
+  const maxOpen = new Map<string, number>()
+  const { registrar } = componentsOf(node.libp2p)
+  const counter: StreamMiddleware = (stream: Stream, connection: Connection, next) => {
+    if (stream.direction === 'inbound') {
+      const key = connection.remotePeer.toString()
+      total.set(key, (total.get(key) ?? 0) + 1)
+      open.set(key, (open.get(key) ?? 0) + 1)
+      maxOpen.set(key, Math.max(maxOpen.get(key) ?? 0, open.get(key) ?? 0))
+      stream.addEventListener('close', () => { open.set(key, (open.get(key) ?? 1) - 1) }, { once: true })
+    }
+    next(stream, connection)
+  }
+  registrar.use(BITSWAP_PROTOCOL, [...registrar.getMiddleware(BITSWAP_PROTOCOL), counter])
+  const get = (map: Map<string, number>) => (peer: PeerId) => map.get(peer.toString()) ?? 0
+  return { total: get(total), open: get(open), maxOpen: get(maxOpen) }
+}
+
+/**
+ * A Bitswap peer (no Helia) that answers every want-block with HAVE and never sends the block,
+ * replying on a new stream as Bitswap does
+ */
+async function haveThenNever (node: TestNode): Promise<{ haves: number }> {
+  const stats = { haves: 0 }
+  await node.handle(BITSWAP_PROTOCOL, (stream, connection) => {
+    readMessages(stream, (message) => {
+      const cids = (message.wantlist?.entries ?? []).filter(e => e.cancel !== true).map(e => ({ bytes: e.cid }) as unknown as CID)
+      if (cids.length === 0) {
+        return
+      }
+      void (async () => {
+        const reply = await connection.newStream(BITSWAP_PROTOCOL, { signal: AbortSignal.timeout(5000) })
+        await writeFrames(reply, [encodeFrame(presenceMessage(cids, BlockPresenceType.HaveBlock))])
+        stats.haves += cids.length
+      })().catch(() => {})
+    }).catch(() => {})
+    stream.close().catch(() => {})
+  })
+  return stats
+}
+
+/**
+ * The provider's circuit never left CLOSED. (Its failure count may not be zero: on a loaded machine
+ * an honest in-memory peer whose deadline sits at the 50 ms floor can miss one now and then; the
+ * trip rule asks for far more than that.)
+ */
+function assertUnaffected (service: BitswapCircuitBreakerService, peer: PeerId, events: CircuitEventDetail[]): void {
+  assert.deepEqual(events, [])
+  const status = service.getPeerStatus(peer)
+  assert.equal(status.circuitState, CircuitState.CLOSED)
+  assert.ok(status.counts.totalSuccesses > 10 * status.counts.totalFailures, JSON.stringify(status.counts))
+}
+
+/** Fetches (8 at a time) until `done` settles, then gives up on what is left; the blocks' fate is the result */
+async function fetchUntil (node: Consumer, blocks: TestBlock[], done: Promise<unknown>): Promise<FetchResult> {
+  const controller = new AbortController()
+  const fetching = fetchAll(node, blocks, { concurrency: 8, signal: controller.signal })
+  try {
+    await done
+  } finally {
+    controller.abort()
+  }
+  return fetching
+}
+
+describe('bitswap-aware breaker on real Helia nodes', function () {
+  this.timeout(60_000)
+  let net: TestNet
+
+  beforeEach(() => {
+    net = new TestNet()
+  })
+
+  afterEach(async () => {
+    await net.stop()
+  })
+
+  async function consumer (init: BitswapCircuitBreakerInit = {}): Promise<Consumer> {
+    return net.helia<BreakerServices>({ services: { breaker: bitswapCircuitBreaker(init) } })
+  }
+
+  describe('verdicts from answers', () => {
+    it('never trips a provider that answers DONT_HAVE to everything, even for wants that outlive their deadline', async () => {
+      const blocks = await makeBlocks(40)
+      const nowhere = await makeBlocks(12, 4096, { seed: 9 })
+      const good = await net.provider({ blocks })
+      const dontHave = await net.provider({ mode: 'dont-have' })
+      // a short cold deadline (its wants never get a block, so they keep it): an unrecognised
+      // DONT_HAVE would become a miss well before the lost fetches give up
+      const node = await consumer({ observe: { coldDeadline: 500 } })
+      const service = node.libp2p.services.breaker
+      const events = circuitEvents(service, dontHave.peerId)
+      await connect(node, good.helia)
+      await connect(node, dontHave.helia)
+
+      const found = await fetchAll(node, blocks, { concurrency: 8 })
+      // blocks nobody has: every want to the DONT_HAVE provider stays open until it answers
+      const lost = await fetchAll(node, nowhere, { concurrency: 12, blockTimeout: 1000 })
+      await waitFor(() => dontHave.stats.presences >= blocks.length + nowhere.length, { timeout: 5000 })
+
+      assert.equal(found.received, blocks.length)
+      assert.equal(lost.lost, nowhere.length)
+      assert.deepEqual(events, [])
+      const status = service.getPeerStatus(dontHave.peerId)
+      assert.equal(status.circuitState, CircuitState.CLOSED)
+      assert.equal(status.counts.totalFailures, 0)
+      assert.equal(service.getPeerStatus(good.peerId).circuitState, CircuitState.CLOSED)
+    })
+
+    it('trips a provider that answers HAVE to want-blocks and never sends the blocks', async () => {
+      const blocks = await makeBlocks(16, 4096, { seed: 3 })
+      const liar = await net.node()
+      const stats = await haveThenNever(liar)
+      const node = await consumer({ observe: { coldDeadline: 300 } })
+      const service = node.libp2p.services.breaker
+      await connect(node, liar)
+      const open = opened(service, liar.peerId)
+
+      const result = await fetchUntil(node, blocks, open)
+      const evt = await open
+
+      assert.equal(result.received, 0)
+      assert.ok(stats.haves > 0, 'the peer did answer HAVE')
+      assert.equal(evt.detail.to, CircuitState.OPEN)
+      assert.equal((service.getPeerStatus(liar.peerId).health?.lastError as Error | undefined)?.name, 'WantDeadlineError')
+    })
+
+    it('trips a provider whose streams close cleanly but which never answers a want', async () => {
+      const blocks = await makeBlocks(16, 4096, { seed: 4 })
+      const silent = await net.provider({ blocks, mode: 'have-then-never' })
+      const node = await consumer({ observe: { coldDeadline: 300 } })
+      const service = node.libp2p.services.breaker
+      await connect(node, silent.helia)
+      const open = opened(service, silent.peerId)
+
+      await fetchUntil(node, blocks, open)
+
+      assert.ok(silent.stats.ignored > 0)
+      assert.equal(silent.stats.reset + silent.stats.stalled, 0, 'every stream was accepted and closed cleanly')
+      assert.equal((service.getPeerStatus(silent.peerId).health?.lastError as Error | undefined)?.name, 'WantDeadlineError')
+    })
+  })
+
+  describe('slowness relative to the peer\'s own history', () => {
+    // the same trip rule for both tests: only the peer's history differs
+    const trip: BitswapCircuitBreakerInit = { circuitBreaker: { readyToTrip: (counts) => counts.consecutiveFailures >= 3 } }
+
+    it('never trips a provider with 300 ms added latency: its deadline adapts', async () => {
+      const blocks = await makeBlocks(32, 4096, { seed: 5 })
+      const slow = await net.provider({ blocks, mode: 'delay', delayMs: 300 })
+      const node = await consumer(trip)
+      const service = node.libp2p.services.breaker
+      const events = circuitEvents(service, slow.peerId)
+      await connect(node, slow.helia)
+
+      const result = await fetchAll(node, blocks, { concurrency: 8 })
+
+      assert.equal(result.received, blocks.length)
+      assert.ok(Math.min(...result.latencies) >= 300)
+      assert.deepEqual(events, [])
+      const status = service.getPeerStatus(slow.peerId)
+      assert.equal(status.counts.totalFailures, 0)
+      // adapted: about twice its latency, far from the 5 s cold start
+      assert.ok(status.wantDeadline !== undefined && status.wantDeadline >= 600 && status.wantDeadline < 5000, `want deadline ${status.wantDeadline}`)
+    })
+
+    it('trips a provider that becomes 10x slower than its own history', async () => {
+      const before = await makeBlocks(24, 4096, { seed: 6 })
+      const after = await makeBlocks(24, 4096, { seed: 7 })
+      const provider = await net.provider({ blocks: [...before, ...after], mode: 'delay', delayMs: 30 })
+      const node = await consumer(trip)
+      const service = node.libp2p.services.breaker
+      await connect(node, provider.helia)
+
+      const warm = await fetchAll(node, before, { concurrency: 8 })
+      assert.equal(warm.received, before.length)
+      assert.equal(service.getPeerStatus(provider.peerId).counts.totalFailures, 0)
+      const learned = service.getPeerStatus(provider.peerId).wantDeadline ?? Infinity
+      assert.ok(learned < 300, `deadline learned from a 30 ms history: ${learned}`)
+
+      provider.set('delay', 300)
+      const open = opened(service, provider.peerId)
+      await fetchUntil(node, after, open)
+
+      assert.equal((service.getPeerStatus(provider.peerId).health?.lastError as Error | undefined)?.name, 'WantDeadlineError')
+    })
+  })
+
+  describe('inbound abuse guard', () => {
+    for (const kind of ['invalid-protobuf', 'oversized-frame'] as const) {
+      it(`refuses a peer sending garbage (${kind}) while a provider keeps serving`, async () => {
+        const blocks = await makeBlocks(60, 4096, { seed: 8 })
+        const good = await net.provider({ blocks })
+        const abuser = await net.node()
+        const node = await consumer()
+        const service = node.libp2p.services.breaker
+        const handled = handlerStreams(node)
+        const goodEvents = circuitEvents(service, good.peerId)
+        await connect(node, good.helia)
+        await connect(abuser, node)
+        const open = opened(service, abuser.peerId)
+
+        const [garbage, result] = await Promise.all([
+          sendGarbage(abuser, node, { kind, streams: 6 }),
+          fetchAll(node, blocks, { concurrency: 8 })
+        ])
+        await open
+
+        // the consumer aborted what it got: the abuser saw resets (or could not even open streams)
+        assert.ok(garbage.reset + garbage.failed >= 1, JSON.stringify({ ...garbage, errors: garbage.errors.map(e => e.name) }))
+        assert.equal(garbage.closed, 0)
+        assert.equal(service.getPeerStatus(abuser.peerId).circuitState, CircuitState.OPEN)
+        assert.match((service.getPeerStatus(abuser.peerId).health?.lastError as Error | undefined)?.name ?? '', /InvalidMessageError|FrameTooLargeError/)
+        // cut off: hung up, and nothing more from it reaches Helia's handler
+        await waitFor(() => node.libp2p.getConnections(abuser.peerId).length === 0, { timeout: 2000 })
+        const after = handled.total(abuser.peerId)
+        await sendGarbage(abuser, node, { kind, streams: 2, timeout: 500 }).catch(() => {})
+        assert.equal(handled.total(abuser.peerId), after, 'nothing more from the abuser reaches the handler')
+        // the provider was unaffected
+        assert.equal(result.received, blocks.length)
+        assertUnaffected(service, good.peerId, goodEvents)
+      })
+    }
+
+    it('refuses a flood of inbound streams beyond the per-peer cap while a provider keeps serving', async () => {
+      const blocks = await makeBlocks(60, 4096, { seed: 10 })
+      const good = await net.provider({ blocks })
+      const flooder = await net.node()
+      const node = await consumer({ observe: { maxInboundStreamsPerPeer: 8 } })
+      const service = node.libp2p.services.breaker
+      const handled = handlerStreams(node)
+      const goodEvents = circuitEvents(service, good.peerId)
+      await connect(node, good.helia)
+      await connect(flooder, node)
+      const open = opened(service, flooder.peerId)
+
+      const [flood, result] = await Promise.all([
+        floodStreams(flooder, node, { streams: 64, style: 'hold', concurrency: 16 }),
+        fetchAll(node, blocks, { concurrency: 8 })
+      ])
+      await open
+      flood.release()
+
+      assert.ok(service.getOverallStatus().streams.refusedInbound > 0)
+      assert.ok(handled.maxOpen(flooder.peerId) <= 8, `the handler held ${handled.maxOpen(flooder.peerId)} of the flooder's streams at once`)
+      assert.equal(service.getPeerStatus(flooder.peerId).circuitState, CircuitState.OPEN)
+      assert.equal((service.getPeerStatus(flooder.peerId).health?.lastError as Error | undefined)?.name, 'InboundLimitError')
+      assert.equal(result.received, blocks.length)
+      assertUnaffected(service, good.peerId, goodEvents)
+    })
+  })
+})
