@@ -11,6 +11,7 @@ import {
   presenceMessage, readMessages, sendGarbage, waitFor, writeFrames
 } from '../fixtures/index.ts'
 import type { BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail } from '../../src/index.ts'
+import type { AbuseReason, ObserverSink } from '../../src/libp2p/observer.ts'
 import type { FetchResult, HeliaNode, TestBlock, TestNode } from '../fixtures/index.ts'
 import type { Connection, PeerId, Stream, StreamMiddleware } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -92,6 +93,18 @@ function assertUnaffected (service: BitswapCircuitBreakerService, peer: PeerId, 
   const status = service.getPeerStatus(peer)
   assert.equal(status.circuitState, CircuitState.CLOSED)
   assert.ok(status.counts.totalSuccesses > 10 * status.counts.totalFailures, JSON.stringify(status.counts))
+}
+
+/** What the observer reports to the service as abuse (the service is its sink) */
+function abuseReports (service: BitswapCircuitBreakerService): Array<{ peer: PeerId, reason: AbuseReason }> {
+  const reports: Array<{ peer: PeerId, reason: AbuseReason }> = []
+  const sink = service as unknown as ObserverSink
+  const abuse = sink.abuse.bind(sink)
+  sink.abuse = (peer, reason, err) => {
+    reports.push({ peer, reason })
+    abuse(peer, reason, err)
+  }
+  return reports
 }
 
 /** Fetches (8 at a time) until `done` settles, then gives up on what is left; the blocks' fate is the result */
@@ -260,6 +273,36 @@ describe('bitswap-aware breaker on real Helia nodes', function () {
         await sendGarbage(abuser, node, { kind, streams: 2, timeout: 500 }).catch(() => {})
         assert.equal(handled.total(abuser.peerId), after, 'nothing more from the abuser reaches the handler')
         // the provider was unaffected
+        assert.equal(result.received, blocks.length)
+        assertUnaffected(service, good.peerId, goodEvents)
+      })
+    }
+
+    for (const [what, observe, size, reason] of [
+      ['blocks nobody asked for', {}, 1024, 'unrequested'],
+      ['more bytes per second than its budget', { maxInboundBytesPerSecond: 512 * 1024 }, 256 * 1024, 'inbound_bytes']
+    ] as const) {
+      it(`counts ${what} against the sender while a provider keeps serving`, async () => {
+        const blocks = await makeBlocks(60, 4096, { seed: 11 })
+        const good = await net.provider({ blocks })
+        const abuser = await net.node()
+        const node = await consumer({ observe })
+        const service = node.libp2p.services.breaker
+        const goodEvents = circuitEvents(service, good.peerId)
+        const abuses = abuseReports(service)
+        await connect(node, good.helia)
+        await connect(abuser, node)
+        const open = opened(service, abuser.peerId)
+
+        const [, result] = await Promise.all([
+          sendGarbage(abuser, node, { kind: 'unwanted-blocks', streams: 6, size }),
+          fetchAll(node, blocks, { concurrency: 8 })
+        ])
+        await open
+
+        assert.equal(service.getPeerStatus(abuser.peerId).circuitState, CircuitState.OPEN)
+        assert.ok(abuses.some(a => a.peer.equals(abuser.peerId) && a.reason === reason), JSON.stringify(abuses.map(a => a.reason)))
+        assert.ok(!abuses.some(a => a.peer.equals(good.peerId)))
         assert.equal(result.received, blocks.length)
         assertUnaffected(service, good.peerId, goodEvents)
       })
