@@ -506,9 +506,10 @@ function inboundIterator (this: unknown): AsyncIterator<Chunk> {
 
 /**
  * Prototype methods must run on the real stream (its `#private` fields reject a Proxy as `this`).
- * One forwarder per distinct method, shared by every proxy, instead of a bound copy per stream.
+ * One forwarder per distinct method, shared by every proxy, instead of a bound copy per stream;
+ * weakly held, so even a getter that made a new function per read could not grow it.
  */
-const forwarders = new Map<(...args: unknown[]) => unknown, (...args: unknown[]) => unknown>()
+const forwarders = new WeakMap<(...args: unknown[]) => unknown, (...args: unknown[]) => unknown>()
 
 function forwarder (fn: (...args: unknown[]) => unknown): (...args: unknown[]) => unknown {
   let forward = forwarders.get(fn)
