@@ -64,7 +64,12 @@ export interface WantLedgerInit {
   settledRetention?: number
 }
 
-export const DEFAULT_MIN_DEADLINE = 50
+/**
+ * boxo uses 50 ms, but a JS node shares one event loop with everything else: answers from a
+ * healthy peer jitter by tens of ms under load, and a 50 ms floor tripped the only healthy
+ * provider in our demo. A second is still far below the 10 s Bitswap send timeout.
+ */
+export const DEFAULT_MIN_DEADLINE = 1_000
 export const DEFAULT_MAX_DEADLINE = 7_000
 export const DEFAULT_COLD_DEADLINE = 5_000
 export const DEFAULT_DEADLINE_MULTIPLIER = 2

@@ -1,4 +1,5 @@
 import { serviceCapabilities, TypedEventEmitter } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { BitswapProtectionManager } from '../protection/protection-manager.ts'
 import { CircuitState, Outcome, REJECT_HALF_OPEN_FULL, REJECT_OPEN, UNTRACKED } from '../states.ts'
 import { DEFAULT_BITSWAP_PROTOCOLS, DEFAULT_RAMP_CONCURRENCY, DEFAULT_RESPONSE_DEADLINE, SERVICE_NAME } from './constants.ts'
@@ -15,7 +16,8 @@ import { InboundLimitError } from '../errors.ts'
 import { checkNumber } from '../validate.ts'
 import type { BitswapCircuitBreakerComponents, BitswapCircuitBreakerEvents, BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail, ServicePeerStatus, ServiceStatus } from '../index.ts'
 import { isTrip } from '../protection/protection-manager.ts'
-import type { PeerStatus, ProtectionSnapshot, TransitionEvent } from '../protection/protection-manager.ts'
+import type { PeerSnapshot, PeerStatus, ProtectionSnapshot, TransitionEvent } from '../protection/protection-manager.ts'
+import type { PeerLike } from '../peers/peer-key.ts'
 import type { AbuseReason, ObserverSink } from './observer.ts'
 import type { RejectionReason } from './metrics.ts'
 import type { LocalSuspicionChange } from '../protection/population-guard.ts'
@@ -56,6 +58,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   /** With message observation a clean close is no evidence: answers are (see observer.ts) */
   private readonly cleanClose: Outcome
   private suspicionCheck = 0
+  private restored: PeerSnapshot[] = []
   private undo: Array<() => void> = []
   private started = false
   private upstreamWorkaround: 'applied' | 'not-needed' | 'not-started' = 'not-started'
@@ -93,6 +96,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     this.bridgeEngineEvents()
     if (init.initialState != null) {
       this.protection.restore(init.initialState)
+      this.restored = init.initialState.peers
     }
   }
 
@@ -100,31 +104,38 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   private bridgeEngineEvents (): void {
     const { protection } = this
     protection.onTransition(this.onTransition)
-    protection.healthMonitor.onStatusChange(({ peer, from, to }) => {
-      if (typeof peer !== 'string') {
+    protection.healthMonitor.onStatusChange((evt) => {
+      const { from, to } = evt
+      const peer = toPeerId(evt.peer)
+      if (peer != null) {
         this.log.trace('health of %p %s -> %s', peer, from, to)
         this.safeDispatchEvent('health:change', { detail: { peer, from, to } })
       }
     })
-    protection.recoveryManager.onRecoveryStart(({ peer }) => {
+    protection.recoveryManager.onRecoveryStart((evt) => {
       this.metrics.recovery('started')
-      if (typeof peer !== 'string') {
+      const peer = toPeerId(evt.peer)
+      if (peer != null) {
         this.log('recovery of %p started', peer)
-        this.safeDispatchEvent('recovery:start', { detail: { peer } })
+        // the ramp starts inside the close: recovery events go out after `circuit:close`, in order
+        queueMicrotask(() => { this.safeDispatchEvent('recovery:start', { detail: { peer } }) })
       }
     })
-    protection.recoveryManager.onRecoveryComplete(({ peer }) => {
+    protection.recoveryManager.onRecoveryComplete((evt) => {
       this.metrics.recovery('completed')
-      if (typeof peer !== 'string') {
+      const peer = toPeerId(evt.peer)
+      if (peer != null) {
         this.log('recovery of %p completed', peer)
-        this.safeDispatchEvent('recovery:complete', { detail: { peer } })
+        queueMicrotask(() => { this.safeDispatchEvent('recovery:complete', { detail: { peer } }) })
       }
     })
-    protection.recoveryManager.onRecoveryFailed(({ peer, reason }) => {
+    protection.recoveryManager.onRecoveryFailed((evt) => {
       this.metrics.recovery('failed')
-      if (typeof peer !== 'string') {
+      const { reason } = evt
+      const peer = toPeerId(evt.peer)
+      if (peer != null) {
         this.log('recovery of %p failed: %s', peer, reason)
-        this.safeDispatchEvent('recovery:fail', { detail: { peer, reason } })
+        queueMicrotask(() => { this.safeDispatchEvent('recovery:fail', { detail: { peer, reason } }) })
       }
     })
     protection.onPopulationChange(this.onPopulationChange)
@@ -188,8 +199,20 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     this.undo.push(() => { this.guard.stop() })
     // outermost, so a waiting open is not yet timed by the guard: the wait is ours, not the peer's
     this.undo.push(this.ramp.wrap(this.components.connectionManager, this.protocols))
+    const { events } = this.components
+    events.addEventListener('peer:disconnect', this.onDisconnect)
+    this.undo.push(() => { events.removeEventListener('peer:disconnect', this.onDisconnect) })
     this.started = true
     this.log('started on %s, upstream middleware workaround %s', this.protocols.join(', '), this.upstreamWorkaround)
+    // peers restored OPEN from `initialState` get their half-open redial like any other
+    if (this.redialOnHalfOpen) {
+      for (const entry of this.restored) {
+        const peer = toPeerId(entry.peer)
+        if (peer != null && entry.state === CircuitState.OPEN && !entry.isolated) {
+          this.scheduleProbe(peer)
+        }
+      }
+    }
   }
 
   stop (): void {
@@ -321,6 +344,11 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     return Math.max(this.minResponseDeadline, 2 * this.guard.deadlineFor(peer))
   }
 
+  /** Wants still open to a peer that went away will never be answered: not its fault */
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    this.observer?.removePeer(evt.detail)
+  }
+
   /** Gater decision: an OPEN circuit denies dials and new inbound connections */
   private readonly denies = (peer: PeerId): boolean => {
     if (this.protection.circuitState(peer) !== CircuitState.OPEN || this.allowlist.has(peer.toString())) {
@@ -388,9 +416,8 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   // -- circuit transitions --
 
   private readonly onTransition = (evt: TransitionEvent): void => {
-    const peer = evt.peer
-    if (typeof peer === 'string') {
-      // the service always hands PeerIds to the engine; a string means an engine user did
+    const peer = toPeerId(evt.peer)
+    if (peer == null) {
       return
     }
     this.log('circuit for %p %s -> %s: %s', peer, evt.from, evt.to, evt.reason)
@@ -489,4 +516,16 @@ const ABUSE_LABELS: Record<AbuseReason, RejectionReason> = {
   unrequested: 'unrequested',
   inbound_streams: 'stream_limit',
   inbound_bytes: 'byte_limit'
+}
+
+/** The engine keeps peers as they were first given: a string after a restore from a snapshot */
+function toPeerId (peer: PeerLike): PeerId | undefined {
+  if (typeof peer !== 'string') {
+    return peer
+  }
+  try {
+    return peerIdFromString(peer)
+  } catch {
+    return undefined
+  }
 }

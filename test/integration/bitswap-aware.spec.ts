@@ -223,7 +223,8 @@ describe('bitswap-aware breaker on real Helia nodes', function () {
     it('trips a provider that becomes 10x slower than its own history', async () => {
       const before = await makeBlocks(24, 4096, { seed: 6 })
       const after = await makeBlocks(24, 4096, { seed: 7 })
-      const provider = await net.provider({ blocks: [...before, ...after], mode: 'delay', delayMs: 30 })
+      // 150 ms → 1.5 s: 10x, and past the 1 s floor of the want deadline (2 × EWMA, at least 1 s)
+      const provider = await net.provider({ blocks: [...before, ...after], mode: 'delay', delayMs: 150 })
       const node = await consumer(trip)
       const service = node.libp2p.services.breaker
       await connect(node, provider.helia)
@@ -232,9 +233,9 @@ describe('bitswap-aware breaker on real Helia nodes', function () {
       assert.equal(warm.received, before.length)
       assert.equal(service.getPeerStatus(provider.peerId).counts.totalFailures, 0)
       const learned = service.getPeerStatus(provider.peerId).wantDeadline ?? Infinity
-      assert.ok(learned < 300, `deadline learned from a 30 ms history: ${learned}`)
+      assert.ok(learned < 1500, `deadline learned from a 150 ms history: ${learned}`)
 
-      provider.set('delay', 300)
+      provider.set('delay', 1500)
       const open = opened(service, provider.peerId)
       await fetchUntil(node, after, open)
 

@@ -222,18 +222,18 @@ describe('DeadlineScheduler', () => {
     let t = 0
     const s = new DeadlineScheduler({ clock: { now: () => t } })
     const fired: number[] = []
-    s.schedule(100, () => fired.push(t))
+    s.schedule(100, () => { fired.push(t) })
 
     t = 400 // the process was blocked: the timer is 300 ms late when it finally runs
     clock.tick(100)
-    assert.deepEqual(fired, [], 'not judged in the same turn')
+    assert.equal(fired.length, 0, 'not judged in the same turn')
     assert.equal(clock.countTimers(), 1)
     clock.tick(1) // a 0 ms timer runs after 1 ms, as in Node
     assert.deepEqual(fired, [400])
     assert.equal(clock.countTimers(), 0)
 
     // an on-time timer fires at once, without the extra turn
-    s.schedule(500, () => fired.push(t))
+    s.schedule(500, () => { fired.push(t) })
     t = 500
     clock.tick(100)
     assert.deepEqual(fired, [400, 500])

@@ -133,7 +133,7 @@ describe('libp2p/observer', () => {
     function setup (init: Partial<BitswapObserverInit> = {}): void {
       scheduler = new DeadlineScheduler()
       sink = new RecordingSink()
-      observer = new BitswapObserver({ coldDeadline: 1000, ...init, clock: { now: () => Date.now() }, scheduler }, sink)
+      observer = new BitswapObserver({ coldDeadline: 1000, minDeadline: 50, ...init, clock: { now: () => Date.now() }, scheduler }, sink)
     }
 
     beforeEach(() => {
