@@ -72,10 +72,10 @@ async function demoBlocks (): Promise<DemoBlocks> {
 }
 
 function describeSettings (): string {
-  const { circuitBreaker, recovery, responseDeadline, observe } = breakerSettings()
+  const { circuitBreaker, recovery, responseDeadline } = breakerSettings()
   return `open ${seconds(circuitBreaker?.timeout ?? 0)} (backing off to ${seconds(circuitBreaker?.maxTimeout ?? 0)}), ` +
     `${circuitBreaker?.maxRequests} good probes close it, a stream left open ${seconds(responseDeadline ?? 0)} or a want unanswered ` +
-    `${seconds(observe?.minDeadline ?? 0)} (at least) is a failure, ramp-up from ${Math.round((recovery?.initialRecoveryRate ?? 0) * 100)} % ` +
+    `past its adaptive deadline (at least 1 s) is a failure, ramp-up from ${Math.round((recovery?.initialRecoveryRate ?? 0) * 100)} % ` +
     `until ${recovery?.successThreshold} answers in a row.`
 }
 

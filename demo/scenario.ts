@@ -43,9 +43,6 @@ export function breakerSettings (): BitswapCircuitBreakerInit {
   return {
     circuitBreaker: { timeout: 2000, maxTimeout: 4000, maxRequests: 3 },
     responseDeadline: 500,
-    // all three nodes share one event loop here, so an answer's latency jitters by tens of ms; the
-    // default floor (50 ms, boxo's) then misses wants of the healthy provider and trips it
-    observe: { minDeadline: 500 },
     recovery: {
       strategy: 'LINEAR',
       recoveryInterval: 2000,
