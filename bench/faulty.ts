@@ -39,12 +39,14 @@ export interface FaultyExtra {
   /** Blocks not received (summed over rounds) per cell, when any were lost */
   lost: Record<string, number>
   blocks: number
+  /** A fetch gives up after this long; blocks not received by then count as lost */
+  fetchTimeoutMs: number
   concurrency: number
   rounds: number
 }
 
 /** Above the ~15 s a blackholed provider costs without the service, under what the budget allows */
-const FETCH_TIMEOUT = 25_000
+const FETCH_TIMEOUT = 20_000
 
 interface Cell {
   fault: Fault | 'none'
@@ -143,6 +145,7 @@ export async function runFaulty (options: { rounds: number, blocks: number, conc
       },
       lost,
       blocks: options.blocks,
+      fetchTimeoutMs: FETCH_TIMEOUT,
       concurrency: options.concurrency,
       rounds: options.rounds
     }

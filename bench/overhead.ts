@@ -27,6 +27,12 @@ export interface OverheadResult {
 export interface OverheadExtra {
   /** ns per admit + settle pair in a synchronous loop (no await around it) */
   gatingDecisionSync: Summary
+  /** Ratios taken within each round (the targets use these medians) */
+  ratios: {
+    executeOverCockatielConsecutive: Summary
+    executeOverOpossum: Summary
+    gatingOverBareAwait: Summary
+  }
   rounds: number
   opsPerRound: number
 }
@@ -126,7 +132,9 @@ export async function runOverhead (options: { rounds: number, warmup: number, op
   opossum.shutdown()
 
   const bare = nsPerOp.get('bareAwait')!
-  const above = (name: Variant): Summary => summarize(nsPerOp.get(name)!.map((ns, i) => ns - bare[i]))
+  const overheads = (name: Variant): number[] => nsPerOp.get(name)!.map((ns, i) => ns - bare[i])
+  const above = (name: Variant): Summary => summarize(overheads(name))
+  const ratio = (a: number[], b: number[]): Summary => summarize(a.map((v, i) => v / b[i]), 3)
   const result: OverheadResult = {
     execute: above('execute'),
     executeWithPeer: above('executeWithPeer'),
@@ -140,6 +148,15 @@ export async function runOverhead (options: { rounds: number, warmup: number, op
   log(`overhead: ${options.rounds} rounds of ${options.ops} ops after ${options.warmup} warm-up`)
   return {
     result,
-    extra: { gatingDecisionSync: summarize(nsPerOp.get('gatingDecisionSync')!), rounds: options.rounds, opsPerRound: options.ops }
+    extra: {
+      gatingDecisionSync: summarize(nsPerOp.get('gatingDecisionSync')!),
+      ratios: {
+        executeOverCockatielConsecutive: ratio(overheads('execute'), overheads('cockatielConsecutive')),
+        executeOverOpossum: ratio(overheads('execute'), overheads('opossum')),
+        gatingOverBareAwait: ratio(overheads('gatingDecision'), bare)
+      },
+      rounds: options.rounds,
+      opsPerRound: options.ops
+    }
   }
 }

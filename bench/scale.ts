@@ -5,7 +5,8 @@
  * gating decision (`admit(peer, false)` + `settle`, synchronous). Two access patterns:
  * - `hot`: round-robin over a fixed hot set of min(N, 1 000) peers while N are tracked (a node talks
  *   to a few hundred Bitswap peers at a time; the rest are remembered, not used);
- * - `all`: round-robin over all N tracked peers (every call touches a different, cold peer).
+ * - `all`: round-robin over all N tracked peers (every call touches a different, cold peer);
+ * - `ten`: round-robin over the same 10 peers at every N (only the number tracked changes).
  * Both engines are filled to N peers first (`maxPeers: 100 000`). Rounds interleave the sizes in a
  * rotated order; the 100 000 / 10 ratio is taken within each round.
  */
@@ -18,10 +19,11 @@ import type { PeerId } from '@libp2p/interface'
 
 export const SIZES = [10, 10_000, 100_000] as const
 const HOT_SET = 1000
+const PATTERNS: Pattern[] = ['hot', 'all', 'ten']
 const MAX_PEERS = 100_000
 
 type Op = 'executeWithPeer' | 'gatingDecision'
-type Pattern = 'hot' | 'all'
+type Pattern = 'hot' | 'all' | 'ten'
 
 export interface ScaleCell {
   /** ns per call */
@@ -35,6 +37,7 @@ export interface ScaleCell {
 export interface ScaleExtra {
   hot: Record<Op, ScaleCell>
   all: Record<Op, ScaleCell>
+  ten: Record<Op, ScaleCell>
   /** The operation whose hot-set ratio is the largest: its figures are `scale` in results.json */
   worst: Op
   hotSet: number
@@ -81,7 +84,7 @@ async function engines (size: number, all: PeerId[]): Promise<Engines> {
   if (breaker.size !== size || manager.registry.size !== size) {
     throw new Error(`scale: tracked ${breaker.size} / ${manager.registry.size} of ${size} peers`)
   }
-  return { size, breaker, manager, sets: { hot: peers.slice(0, Math.min(size, HOT_SET)), all: peers } }
+  return { size, breaker, manager, sets: { hot: peers.slice(0, Math.min(size, HOT_SET)), all: peers, ten: peers.slice(0, 10) } }
 }
 
 export async function runScale (options: { rounds: number, warmup: number, ops: number }): Promise<{ scale: Record<'10' | '10000' | '100000', Summary>, extra: ScaleExtra }> {
@@ -95,7 +98,7 @@ export async function runScale (options: { rounds: number, warmup: number, ops: 
   const key = (pattern: Pattern, op: Op, size: number): string => `${pattern}/${op}/${size}`
 
   for (let round = 0; round < options.warmup + options.rounds; round++) {
-    for (const pattern of ['hot', 'all'] as const) {
+    for (const pattern of PATTERNS) {
       for (const e of rotated(built, round)) {
         const peers = e.sets[pattern]
         let started = performance.now()
@@ -124,6 +127,7 @@ export async function runScale (options: { rounds: number, warmup: number, ops: 
   }
   const hot = { executeWithPeer: cell('hot', 'executeWithPeer'), gatingDecision: cell('hot', 'gatingDecision') }
   const cold = { executeWithPeer: cell('all', 'executeWithPeer'), gatingDecision: cell('all', 'gatingDecision') }
+  const ten = { executeWithPeer: cell('ten', 'executeWithPeer'), gatingDecision: cell('ten', 'gatingDecision') }
   const worst: Op = hot.gatingDecision.ratio.median >= hot.executeWithPeer.ratio.median ? 'gatingDecision' : 'executeWithPeer'
   for (const e of built) {
     e.manager.close()
@@ -131,7 +135,7 @@ export async function runScale (options: { rounds: number, warmup: number, ops: 
   log(`scale: ${options.rounds} rounds of ${options.ops} ops per size, pattern and operation after ${options.warmup} warm-up`)
   return {
     scale: { 10: hot[worst][10], 10000: hot[worst][10000], 100000: hot[worst][100000] },
-    extra: { hot, all: cold, worst, hotSet: HOT_SET, rounds: options.rounds, opsPerRound: options.ops }
+    extra: { hot, all: cold, ten, worst, hotSet: HOT_SET, rounds: options.rounds, opsPerRound: options.ops }
   }
 }
 

@@ -48,10 +48,10 @@ export function renderTable (r: Results, extras: Extras): string {
 
   if (extras.scale != null) {
     const s = extras.scale
-    lines.push(`**3. Scale** (ns per call; hot = round-robin over ${s.hotSet} of the N tracked peers (all of them at N = 10), all = round-robin over all N; worst operation: ${s.worst})`)
+    lines.push(`**3. Scale** (ns per call, median (min–max) of ${s.rounds} rounds × ${s.opsPerRound} calls; hot = round-robin over ${s.hotSet} of the N tracked peers (all of them at N = 10), all = round-robin over all N, ten = the same 10 peers at every N; \`executeWithPeer\` is awaited, the gating decision is synchronous; worst operation (hot): ${s.worst})`)
     blank()
     head('operation', 'pattern', '10 peers', '10 000 peers', '100 000 peers', '100 000 / 10')
-    for (const pattern of ['hot', 'all'] as const) {
+    for (const pattern of ['hot', 'all', 'ten'] as const) {
       for (const op of ['executeWithPeer', 'gatingDecision'] as const) {
         const c = s[pattern][op]
         row(op, pattern, fmt(c['10']), fmt(c['10000']), fmt(c['100000']), fmt(c.ratio, 2))
@@ -67,11 +67,13 @@ export function renderTable (r: Results, extras: Extras): string {
   row('without the service', fmt(b.without.blocksPerSec, 0), extras.bitswap == null ? '' : fmt(extras.bitswap.ms.without, 0))
   row('with the service', fmt(b.with.blocksPerSec, 0), extras.bitswap == null ? '' : fmt(extras.bitswap.ms.with, 0))
   if (extras.bitswap != null) {
-    row('with / without (per pair)', fmt(extras.bitswap.ratio, 3), '')
+    row('with / without (per round)', fmt(extras.bitswap.ratio, 3), '')
+    row('diagnostic: with, `observeMessages: false`', fmt(extras.bitswap.unobserved.blocksPerSec, 0), fmt(extras.bitswap.ms.unobserved, 0))
+    row('diagnostic: unobserved / without (per round)', fmt(extras.bitswap.unobserved.ratio, 3), '')
     const { lost } = extras.bitswap
-    if (lost.with + lost.without > 0) {
+    if (lost.with + lost.without + lost.unobserved > 0) {
       blank()
-      lines.push(`Blocks that never arrived (${extras.bitswap.rounds} rounds): without ${lost.without}, with ${lost.with}`)
+      lines.push(`Blocks that never arrived within ${extras.bitswap.fetchTimeoutMs / 1000} s (all ${extras.bitswap.rounds} rounds): without ${lost.without}, with ${lost.with}, unobserved ${lost.unobserved}`)
     }
   }
   blank()
@@ -88,7 +90,7 @@ export function renderTable (r: Results, extras: Extras): string {
   }
   if (extras.faulty != null && Object.keys(extras.faulty.lost).length > 0) {
     blank()
-    lines.push(`Blocks that never arrived (all rounds): ${Object.entries(extras.faulty.lost).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+    lines.push(`Blocks that never arrived within ${extras.faulty.fetchTimeoutMs / 1000} s (all rounds): ${Object.entries(extras.faulty.lost).map(([k, v]) => `${k} ${v}`).join(', ')}`)
   }
   blank()
 
