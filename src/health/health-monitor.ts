@@ -1,7 +1,7 @@
 import { systemClock } from '../clock.ts'
 import { isAbortError } from '../errors.ts'
 import { EventEmitter } from '../event.ts'
-import { growFloat32, growFloat64, growUint16, growUint32, growUint8 } from '../peers/columns.ts'
+import { growColumn } from '../peers/columns.ts'
 import { PeerRegistry } from '../peers/registry.ts'
 import { HealthStatus, Outcome } from '../states.ts'
 import { resolveHealthMonitorConfig } from './config.ts'
@@ -366,20 +366,20 @@ export class HealthMonitor implements SlotColumns {
   // -- SlotColumns --
 
   grow (capacity: number): void {
-    this.lastSeen = growFloat64(this.lastSeen, capacity)
-    this.previousOk = growUint16(this.previousOk, capacity)
-    this.previousFailed = growUint16(this.previousFailed, capacity)
-    this.previousSlow = growUint16(this.previousSlow, capacity)
-    this.currentOk = growUint16(this.currentOk, capacity)
-    this.currentFailed = growUint16(this.currentFailed, capacity)
-    this.currentSlow = growUint16(this.currentSlow, capacity)
-    this.total = growUint32(this.total, capacity)
-    this.errors = growUint32(this.errors, capacity)
-    this.consecutive = growUint16(this.consecutive, capacity)
-    this.lastResponse = growFloat32(this.lastResponse, capacity)
-    this.meanResponse = growFloat32(this.meanResponse, capacity)
-    this.reported = growUint8(this.reported, capacity)
-    this.histogram = growUint8(this.histogram, capacity * HISTOGRAM_BUCKETS)
+    this.lastSeen = growColumn(this.lastSeen, capacity)
+    this.previousOk = growColumn(this.previousOk, capacity)
+    this.previousFailed = growColumn(this.previousFailed, capacity)
+    this.previousSlow = growColumn(this.previousSlow, capacity)
+    this.currentOk = growColumn(this.currentOk, capacity)
+    this.currentFailed = growColumn(this.currentFailed, capacity)
+    this.currentSlow = growColumn(this.currentSlow, capacity)
+    this.total = growColumn(this.total, capacity)
+    this.errors = growColumn(this.errors, capacity)
+    this.consecutive = growColumn(this.consecutive, capacity)
+    this.lastResponse = growColumn(this.lastResponse, capacity)
+    this.meanResponse = growColumn(this.meanResponse, capacity)
+    this.reported = growColumn(this.reported, capacity)
+    this.histogram = growColumn(this.histogram, capacity * HISTOGRAM_BUCKETS)
   }
 
   reset (slot: number): void {

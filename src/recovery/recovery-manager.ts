@@ -1,6 +1,6 @@
 import { systemClock } from '../clock.ts'
 import { EventEmitter } from '../event.ts'
-import { growFloat32, growFloat64, growUint16, growUint8 } from '../peers/columns.ts'
+import { growColumn } from '../peers/columns.ts'
 import { PeerRegistry } from '../peers/registry.ts'
 import { resolveRecoveryConfig } from './config.ts'
 import { recoveryRate } from './strategies.ts'
@@ -472,14 +472,14 @@ export class RecoveryManager implements SlotColumns {
   // -- SlotColumns --
 
   grow (capacity: number): void {
-    this.phase = growUint8(this.phase, capacity)
-    this.startTime = growFloat64(this.startTime, capacity)
-    this.endTime = growFloat64(this.endTime, capacity)
-    this.lastActivity = growFloat64(this.lastActivity, capacity)
-    this.credit = growFloat64(this.credit, capacity)
-    this.successes = growUint16(this.successes, capacity)
-    this.failures = growUint16(this.failures, capacity)
-    this.speed = growFloat32(this.speed, capacity)
+    this.phase = growColumn(this.phase, capacity)
+    this.startTime = growColumn(this.startTime, capacity)
+    this.endTime = growColumn(this.endTime, capacity)
+    this.lastActivity = growColumn(this.lastActivity, capacity)
+    this.credit = growColumn(this.credit, capacity)
+    this.successes = growColumn(this.successes, capacity)
+    this.failures = growColumn(this.failures, capacity)
+    this.speed = growColumn(this.speed, capacity)
   }
 
   reset (slot: number): void {
