@@ -5,60 +5,16 @@
  */
 
 import assert from 'node:assert/strict'
-import { bitswapCircuitBreaker, CircuitState } from '../../src/index.ts'
+import { CircuitState } from '../../src/index.ts'
 import {
-  BITSWAP_PROTOCOL, BlockPresenceType, TestNet, componentsOf, connect, encodeFrame, fetchAll, floodStreams, makeBlocks, once,
-  presenceMessage, readMessages, sendGarbage, waitFor, writeFrames
+  BITSWAP_PROTOCOL, BlockPresenceType, TestNet, circuitEvents, connect, countHandlerStreams, createConsumer, encodeFrame, fetchAll,
+  floodStreams, lastErrorName, makeBlocks, nextEventFor, presenceMessage, readMessages, sendGarbage, waitFor, writeFrames
 } from '../fixtures/index.ts'
-import type { BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail } from '../../src/index.ts'
+import type { BitswapCircuitBreakerInit, BitswapCircuitBreakerService } from '../../src/index.ts'
 import type { AbuseReason, ObserverSink } from '../../src/libp2p/observer.ts'
-import type { FetchResult, HeliaNode, TestBlock, TestNode } from '../fixtures/index.ts'
-import type { Connection, PeerId, Stream, StreamMiddleware } from '@libp2p/interface'
+import type { CircuitEventRecord, Consumer, FetchResult, TestBlock, TestNode } from '../fixtures/index.ts'
+import type { PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
-
-interface BreakerServices extends Record<string, unknown> {
-  breaker: BitswapCircuitBreakerService
-}
-
-type Consumer = HeliaNode<BreakerServices>
-
-/** Every circuit event of one peer, in order */
-function circuitEvents (service: BitswapCircuitBreakerService, peer: PeerId): CircuitEventDetail[] {
-  const events: CircuitEventDetail[] = []
-  for (const type of ['circuit:open', 'circuit:half-open', 'circuit:close'] as const) {
-    service.addEventListener(type, (evt) => {
-      if (evt.detail.peer.equals(peer)) {
-        events.push(evt.detail)
-      }
-    })
-  }
-  return events
-}
-
-async function opened (service: BitswapCircuitBreakerService, peer: PeerId, timeout = 10_000): Promise<CustomEvent<CircuitEventDetail>> {
-  return once<CustomEvent<CircuitEventDetail>>(service, 'circuit:open', { timeout, filter: (evt) => evt.detail.peer.equals(peer) })
-}
-
-/** Counts, per remote peer, the inbound Bitswap streams that got past every middleware to the handler */
-function handlerStreams (node: Consumer): { total: (peer: PeerId) => number, open: (peer: PeerId) => number, maxOpen: (peer: PeerId) => number } {
-  const total = new Map<string, number>()
-  const open = new Map<string, number>()
-  const maxOpen = new Map<string, number>()
-  const { registrar } = componentsOf(node.libp2p)
-  const counter: StreamMiddleware = (stream: Stream, connection: Connection, next) => {
-    if (stream.direction === 'inbound') {
-      const key = connection.remotePeer.toString()
-      total.set(key, (total.get(key) ?? 0) + 1)
-      open.set(key, (open.get(key) ?? 0) + 1)
-      maxOpen.set(key, Math.max(maxOpen.get(key) ?? 0, open.get(key) ?? 0))
-      stream.addEventListener('close', () => { open.set(key, (open.get(key) ?? 1) - 1) }, { once: true })
-    }
-    next(stream, connection)
-  }
-  registrar.use(BITSWAP_PROTOCOL, [...registrar.getMiddleware(BITSWAP_PROTOCOL), counter])
-  const get = (map: Map<string, number>) => (peer: PeerId) => map.get(peer.toString()) ?? 0
-  return { total: get(total), open: get(open), maxOpen: get(maxOpen) }
-}
 
 /**
  * A Bitswap peer (no Helia) that answers every want-block with HAVE and never sends the block,
@@ -88,7 +44,7 @@ async function haveThenNever (node: TestNode): Promise<{ haves: number }> {
  * an honest in-memory peer whose deadline sits at the 50 ms floor can miss one now and then; the
  * trip rule asks for far more than that.)
  */
-function assertUnaffected (service: BitswapCircuitBreakerService, peer: PeerId, events: CircuitEventDetail[]): void {
+function assertUnaffected (service: BitswapCircuitBreakerService, peer: PeerId, events: CircuitEventRecord[]): void {
   assert.deepEqual(events, [])
   const status = service.getPeerStatus(peer)
   assert.equal(status.circuitState, CircuitState.CLOSED)
@@ -121,19 +77,11 @@ async function fetchUntil (node: Consumer, blocks: TestBlock[], done: Promise<un
 
 describe('bitswap-aware breaker on real Helia nodes', function () {
   this.timeout(60_000)
-  let net: TestNet
-
-  beforeEach(() => {
-    net = new TestNet()
-  })
+  const net = new TestNet()
 
   afterEach(async () => {
     await net.stop()
   })
-
-  async function consumer (init: BitswapCircuitBreakerInit = {}): Promise<Consumer> {
-    return net.helia<BreakerServices>({ services: { breaker: bitswapCircuitBreaker(init) } })
-  }
 
   describe('verdicts from answers', () => {
     it('never trips a provider that answers DONT_HAVE to everything, even for wants that outlive their deadline', async () => {
@@ -143,7 +91,7 @@ describe('bitswap-aware breaker on real Helia nodes', function () {
       const dontHave = await net.provider({ mode: 'dont-have' })
       // a short cold deadline (its wants never get a block, so they keep it): an unrecognised
       // DONT_HAVE would become a miss well before the lost fetches give up
-      const node = await consumer({ observe: { coldDeadline: 500 } })
+      const node = await createConsumer(net, { observe: { coldDeadline: 500 } })
       const service = node.libp2p.services.breaker
       const events = circuitEvents(service, dontHave.peerId)
       await connect(node, good.helia)
@@ -167,10 +115,10 @@ describe('bitswap-aware breaker on real Helia nodes', function () {
       const blocks = await makeBlocks(16, 4096, { seed: 3 })
       const liar = await net.node()
       const stats = await haveThenNever(liar)
-      const node = await consumer({ observe: { coldDeadline: 300 } })
+      const node = await createConsumer(net, { observe: { coldDeadline: 300 } })
       const service = node.libp2p.services.breaker
       await connect(node, liar)
-      const open = opened(service, liar.peerId)
+      const open = nextEventFor(service, 'circuit:open', liar.peerId)
 
       const result = await fetchUntil(node, blocks, open)
       const evt = await open
@@ -178,22 +126,22 @@ describe('bitswap-aware breaker on real Helia nodes', function () {
       assert.equal(result.received, 0)
       assert.ok(stats.haves > 0, 'the peer did answer HAVE')
       assert.equal(evt.detail.to, CircuitState.OPEN)
-      assert.equal((service.getPeerStatus(liar.peerId).health?.lastError as Error | undefined)?.name, 'WantDeadlineError')
+      assert.equal(lastErrorName(service, liar.peerId), 'WantDeadlineError')
     })
 
     it('trips a provider whose streams close cleanly but which never answers a want', async () => {
       const blocks = await makeBlocks(16, 4096, { seed: 4 })
       const silent = await net.provider({ blocks, mode: 'have-then-never' })
-      const node = await consumer({ observe: { coldDeadline: 300 } })
+      const node = await createConsumer(net, { observe: { coldDeadline: 300 } })
       const service = node.libp2p.services.breaker
       await connect(node, silent.helia)
-      const open = opened(service, silent.peerId)
+      const open = nextEventFor(service, 'circuit:open', silent.peerId)
 
       await fetchUntil(node, blocks, open)
 
       assert.ok(silent.stats.ignored > 0)
       assert.equal(silent.stats.reset + silent.stats.stalled, 0, 'every stream was accepted and closed cleanly')
-      assert.equal((service.getPeerStatus(silent.peerId).health?.lastError as Error | undefined)?.name, 'WantDeadlineError')
+      assert.equal(lastErrorName(service, silent.peerId), 'WantDeadlineError')
     })
   })
 
@@ -204,7 +152,7 @@ describe('bitswap-aware breaker on real Helia nodes', function () {
     it('never trips a provider with 300 ms added latency: its deadline adapts', async () => {
       const blocks = await makeBlocks(32, 4096, { seed: 5 })
       const slow = await net.provider({ blocks, mode: 'delay', delayMs: 300 })
-      const node = await consumer(trip)
+      const node = await createConsumer(net, trip)
       const service = node.libp2p.services.breaker
       const events = circuitEvents(service, slow.peerId)
       await connect(node, slow.helia)
@@ -225,7 +173,7 @@ describe('bitswap-aware breaker on real Helia nodes', function () {
       const after = await makeBlocks(24, 4096, { seed: 7 })
       // 150 ms → 1.5 s: 10x, and past the 1 s floor of the want deadline (2 × EWMA, at least 1 s)
       const provider = await net.provider({ blocks: [...before, ...after], mode: 'delay', delayMs: 150 })
-      const node = await consumer(trip)
+      const node = await createConsumer(net, trip)
       const service = node.libp2p.services.breaker
       await connect(node, provider.helia)
 
@@ -236,10 +184,10 @@ describe('bitswap-aware breaker on real Helia nodes', function () {
       assert.ok(learned < 1500, `deadline learned from a 150 ms history: ${learned}`)
 
       provider.set('delay', 1500)
-      const open = opened(service, provider.peerId)
+      const open = nextEventFor(service, 'circuit:open', provider.peerId)
       await fetchUntil(node, after, open)
 
-      assert.equal((service.getPeerStatus(provider.peerId).health?.lastError as Error | undefined)?.name, 'WantDeadlineError')
+      assert.equal(lastErrorName(service, provider.peerId), 'WantDeadlineError')
     })
   })
 
@@ -249,13 +197,13 @@ describe('bitswap-aware breaker on real Helia nodes', function () {
         const blocks = await makeBlocks(60, 4096, { seed: 8 })
         const good = await net.provider({ blocks })
         const abuser = await net.node()
-        const node = await consumer()
+        const node = await createConsumer(net)
         const service = node.libp2p.services.breaker
-        const handled = handlerStreams(node)
+        const handled = countHandlerStreams(node)
         const goodEvents = circuitEvents(service, good.peerId)
         await connect(node, good.helia)
         await connect(abuser, node)
-        const open = opened(service, abuser.peerId)
+        const open = nextEventFor(service, 'circuit:open', abuser.peerId)
 
         const [garbage, result] = await Promise.all([
           sendGarbage(abuser, node, { kind, streams: 6 }),
@@ -267,7 +215,7 @@ describe('bitswap-aware breaker on real Helia nodes', function () {
         assert.ok(garbage.reset + garbage.failed >= 1, JSON.stringify({ ...garbage, errors: garbage.errors.map(e => e.name) }))
         assert.equal(garbage.closed, 0)
         assert.equal(service.getPeerStatus(abuser.peerId).circuitState, CircuitState.OPEN)
-        assert.match((service.getPeerStatus(abuser.peerId).health?.lastError as Error | undefined)?.name ?? '', /InvalidMessageError|FrameTooLargeError/)
+        assert.match(lastErrorName(service, abuser.peerId) ?? '', /InvalidMessageError|FrameTooLargeError/)
         // cut off: hung up, and nothing more from it reaches Helia's handler
         await waitFor(() => node.libp2p.getConnections(abuser.peerId).length === 0, { timeout: 2000 })
         const after = handled.total(abuser.peerId)
@@ -287,13 +235,13 @@ describe('bitswap-aware breaker on real Helia nodes', function () {
         const blocks = await makeBlocks(60, 4096, { seed: 11 })
         const good = await net.provider({ blocks })
         const abuser = await net.node()
-        const node = await consumer({ observe })
+        const node = await createConsumer(net, { observe })
         const service = node.libp2p.services.breaker
         const goodEvents = circuitEvents(service, good.peerId)
         const abuses = abuseReports(service)
         await connect(node, good.helia)
         await connect(abuser, node)
-        const open = opened(service, abuser.peerId)
+        const open = nextEventFor(service, 'circuit:open', abuser.peerId)
 
         const [, result] = await Promise.all([
           sendGarbage(abuser, node, { kind: 'unwanted-blocks', streams: 6, size }),
@@ -313,13 +261,13 @@ describe('bitswap-aware breaker on real Helia nodes', function () {
       const blocks = await makeBlocks(60, 4096, { seed: 10 })
       const good = await net.provider({ blocks })
       const flooder = await net.node()
-      const node = await consumer({ observe: { maxInboundStreamsPerPeer: 8 } })
+      const node = await createConsumer(net, { observe: { maxInboundStreamsPerPeer: 8 } })
       const service = node.libp2p.services.breaker
-      const handled = handlerStreams(node)
+      const handled = countHandlerStreams(node)
       const goodEvents = circuitEvents(service, good.peerId)
       await connect(node, good.helia)
       await connect(flooder, node)
-      const open = opened(service, flooder.peerId)
+      const open = nextEventFor(service, 'circuit:open', flooder.peerId)
 
       const [flood, result] = await Promise.all([
         floodStreams(flooder, node, { streams: 64, style: 'hold', concurrency: 16 }),
@@ -331,7 +279,7 @@ describe('bitswap-aware breaker on real Helia nodes', function () {
       assert.ok(service.getOverallStatus().streams.refusedInbound > 0)
       assert.ok(handled.maxOpen(flooder.peerId) <= 8, `the handler held ${handled.maxOpen(flooder.peerId)} of the flooder's streams at once`)
       assert.equal(service.getPeerStatus(flooder.peerId).circuitState, CircuitState.OPEN)
-      assert.equal((service.getPeerStatus(flooder.peerId).health?.lastError as Error | undefined)?.name, 'InboundLimitError')
+      assert.equal(lastErrorName(service, flooder.peerId), 'InboundLimitError')
       assert.equal(result.received, blocks.length)
       assertUnaffected(service, good.peerId, goodEvents)
     })

@@ -11,25 +11,11 @@ import { isPeerId } from '@libp2p/interface'
 import { defaultLogger, disable, enable } from '@libp2p/logger'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { Registry } from 'prom-client'
-import { bitswapCircuitBreaker, CircuitState, HealthStatus, METRIC_PREFIX } from '../../src/index.ts'
-import { TestNet, connect, fetchAll, makeBlocks, once, waitFor } from '../fixtures/index.ts'
-import type { BitswapCircuitBreakerEvents, BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail, ProtectionSnapshot } from '../../src/index.ts'
-import type { FaultyProvider, HeliaNode, HeliaNodeOptions, TestBlock } from '../fixtures/index.ts'
-import type { ComponentLogger, PeerId, PrivateKey } from '@libp2p/interface'
-
-const BITSWAP = '/ipfs/bitswap/1.2.0'
-
-interface BreakerServices extends Record<string, unknown> {
-  breaker: BitswapCircuitBreakerService
-}
-
-type Consumer = HeliaNode<BreakerServices>
-
-/** Short open duration and a quick ramp, so a healed peer closes and recovers within seconds */
-const FAST: BitswapCircuitBreakerInit = {
-  circuitBreaker: { timeout: 300, maxRequests: 2 },
-  recovery: { strategy: 'LINEAR', initialRecoveryRate: 0.5, recoveryInterval: 200, successThreshold: 3 }
-}
+import { CircuitState, HealthStatus, METRIC_PREFIX } from '../../src/index.ts'
+import { BITSWAP_PROTOCOL, FAST_RECOVERY, TestNet, circuitEvents, connect, createConsumer, fetchAll, makeBlocks, nextEventFor, waitFor } from '../fixtures/index.ts'
+import type { BitswapCircuitBreakerInit, ProtectionSnapshot } from '../../src/index.ts'
+import type { Consumer, FaultyProvider, TestBlock } from '../fixtures/index.ts'
+import type { ComponentLogger, PrivateKey } from '@libp2p/interface'
 
 /** One Prometheus sample: `name{label="value",…} value` */
 interface Sample {
@@ -85,48 +71,18 @@ class Scrape {
   }
 }
 
-function circuitEvents (service: BitswapCircuitBreakerService, peer: PeerId): Array<{ type: string, detail: CircuitEventDetail }> {
-  const events: Array<{ type: string, detail: CircuitEventDetail }> = []
-  for (const type of ['circuit:open', 'circuit:half-open', 'circuit:close'] as const) {
-    service.addEventListener(type, (evt) => {
-      if (evt.detail.peer.equals(peer)) {
-        events.push({ type, detail: evt.detail })
-      }
-    })
-  }
-  return events
-}
-
-/** The events that name a peer */
-type PeerEvent = Exclude<keyof BitswapCircuitBreakerEvents, `population:${string}`>
-
-async function nextFor<K extends PeerEvent> (service: BitswapCircuitBreakerService, type: K, peer: PeerId, timeout = 10_000): Promise<BitswapCircuitBreakerEvents[K]> {
-  const event = once<BitswapCircuitBreakerEvents[K]>(service, type, { timeout, filter: (evt) => evt.detail.peer.equals(peer) })
-  // a test that fails earlier never awaits it: its timeout must not surface as an unhandled rejection
-  event.catch(() => {})
-  return event
-}
-
 describe('observability and control on real nodes', function () {
   this.timeout(60_000)
-  let net: TestNet
-
-  beforeEach(() => {
-    net = new TestNet()
-  })
+  const net = new TestNet()
 
   afterEach(async () => {
     await net.stop()
   })
 
-  async function consumer (init: BitswapCircuitBreakerInit = {}, libp2p: HeliaNodeOptions['libp2p'] = {}): Promise<Consumer> {
-    return net.helia<BreakerServices>({ services: { breaker: bitswapCircuitBreaker(init) }, libp2p })
-  }
-
   /** A consumer whose metrics go to a fresh prom-client registry (the global one is shared module state) */
   async function measuredConsumer (init: BitswapCircuitBreakerInit = {}): Promise<{ node: Consumer, scrape: () => Promise<Scrape> }> {
     const registry = new Registry()
-    const node = await consumer(init, { metrics: prometheusMetrics({ registry, collectDefaultMetrics: false }) })
+    const node = await createConsumer(net, init, { libp2p: { metrics: prometheusMetrics({ registry, collectDefaultMetrics: false }) } })
     return { node, scrape: async () => new Scrape(await registry.metrics()) }
   }
 
@@ -137,11 +93,11 @@ describe('observability and control on real nodes', function () {
       const onlyOnBad = await makeBlocks(20, 4096, { seed: seed + 1 })
       const good = await net.provider({ blocks: shared })
       const bad = await net.provider({ blocks: onlyOnBad, mode: 'reset' })
-      const { node, scrape } = await measuredConsumer(FAST)
+      const { node, scrape } = await measuredConsumer(FAST_RECOVERY)
       const before = await scrape()
       await connect(node, good.helia)
       await connect(node, bad.helia)
-      const opened = nextFor(node.libp2p.services.breaker, 'circuit:open', bad.peerId)
+      const opened = nextEventFor(node.libp2p.services.breaker, 'circuit:open', bad.peerId)
       const result = await fetchAll(node, shared, { concurrency: 16 })
       assert.equal(result.received, shared.length)
       await opened
@@ -165,7 +121,7 @@ describe('observability and control on real nodes', function () {
 
       // an outbound Bitswap stream to the open peer is refused before any dial, and counted
       const refusedBefore = open.value('rejections_total', { rejection: 'outbound_open' })
-      await assert.rejects(node.libp2p.dialProtocol(bad.peerId, BITSWAP), (err: Error) => err.name === 'CircuitOpenError')
+      await assert.rejects(node.libp2p.dialProtocol(bad.peerId, BITSWAP_PROTOCOL), (err: Error) => err.name === 'CircuitOpenError')
       const after = await scrape()
       assert.equal(after.value('rejections_total', { rejection: 'outbound_open' }), refusedBefore + 1)
       for (const value of after.labelValues('rejections_total', 'rejection')) {
@@ -193,8 +149,8 @@ describe('observability and control on real nodes', function () {
 
       // heal: half-open redial, closed, then the ramp runs to completion
       bad.set('none')
-      const started = nextFor(service, 'recovery:start', bad.peerId)
-      const completed = nextFor(service, 'recovery:complete', bad.peerId, 15_000)
+      const started = nextEventFor(service, 'recovery:start', bad.peerId)
+      const completed = nextEventFor(service, 'recovery:complete', bad.peerId, 15_000)
       const second = await fetchAll(node, onlyOnBad, { concurrency: 4, timeout: 15_000 })
       assert.equal(second.received, onlyOnBad.length)
       await started
@@ -244,7 +200,7 @@ describe('observability and control on real nodes', function () {
       const onlyOnBad = await makeBlocks(20, 4096, { seed: 12 })
       const good = await net.provider({ blocks: shared })
       const bad = await net.provider({ blocks: onlyOnBad, mode: 'reset' })
-      const node = await consumer(FAST)
+      const node = await createConsumer(net, FAST_RECOVERY)
       const service = node.libp2p.services.breaker
       const circuits = circuitEvents(service, bad.peerId)
       const health: Array<{ from: string, to: string }> = []
@@ -261,11 +217,11 @@ describe('observability and control on real nodes', function () {
       await connect(node, good.helia)
       await connect(node, bad.helia)
 
-      const opened = nextFor(service, 'circuit:open', bad.peerId)
+      const opened = nextEventFor(service, 'circuit:open', bad.peerId)
       await fetchAll(node, shared, { concurrency: 16 })
       await opened
       bad.set('none')
-      const completed = nextFor(service, 'recovery:complete', bad.peerId, 15_000)
+      const completed = nextEventFor(service, 'recovery:complete', bad.peerId, 15_000)
       const result = await fetchAll(node, onlyOnBad, { concurrency: 4, timeout: 15_000 })
       assert.equal(result.received, onlyOnBad.length)
       await completed
@@ -295,7 +251,7 @@ describe('observability and control on real nodes', function () {
       const blocks = await makeBlocks(10)
       const later = await makeBlocks(10, 4096, { seed: 13 })
       const good = await net.provider({ blocks: [...blocks, ...later] })
-      const node = await consumer(FAST)
+      const node = await createConsumer(net, FAST_RECOVERY)
       const service = node.libp2p.services.breaker
       const circuits = circuitEvents(service, good.peerId)
       await connect(node, good.helia)
@@ -307,10 +263,10 @@ describe('observability and control on real nodes', function () {
       assert.deepEqual(circuits.map(e => [e.type, e.detail.from, e.detail.to]), [['circuit:open', CircuitState.CLOSED, CircuitState.OPEN]])
       await waitFor(() => node.libp2p.getConnections(good.peerId).length === 0, { timeout: 2000, message: 'hung up' })
       await assert.rejects(node.libp2p.dial(good.helia.libp2p.getMultiaddrs()), (err: Error) => err.name === 'DialDeniedError')
-      await assert.rejects(node.libp2p.dialProtocol(good.peerId, BITSWAP), (err: Error) => ['DialDeniedError', 'CircuitOpenError'].includes(err.name))
+      await assert.rejects(node.libp2p.dialProtocol(good.peerId, BITSWAP_PROTOCOL), (err: Error) => ['DialDeniedError', 'CircuitOpenError'].includes(err.name))
       assert.equal(service.snapshot().peers.find(p => p.peer === good.peerId.toString())?.isolated, true)
 
-      const closed = nextFor(service, 'circuit:close', good.peerId)
+      const closed = nextEventFor(service, 'circuit:close', good.peerId)
       service.release(good.peerId)
 
       assert.equal(circuits[1]?.type, 'circuit:half-open')
@@ -329,7 +285,7 @@ describe('observability and control on real nodes', function () {
       // the same fault twice: one is gated, the trusted one never is
       const bad = await net.provider({ mode: 'reset' })
       const trusted = await net.provider({ mode: 'reset' })
-      const node = await consumer({ allowlist: [trusted.peerId.toString()] })
+      const node = await createConsumer(net, { allowlist: [trusted.peerId.toString()] })
       const service = node.libp2p.services.breaker
       const circuits = circuitEvents(service, trusted.peerId)
       let resetsAtOpen = -1
@@ -366,11 +322,11 @@ describe('observability and control on real nodes', function () {
       const good = await net.provider({ blocks: [...blocks, ...fresh] })
       const bad = await net.provider({ mode: 'reset' })
       const privateKey: PrivateKey = await generateKeyPair('Ed25519')
-      const first = await consumer({}, { privateKey })
+      const first = await createConsumer(net, {}, { libp2p: { privateKey } })
       const firstService = first.libp2p.services.breaker
       await connect(first, good.helia)
       await connect(first, bad.helia)
-      const opened = nextFor(firstService, 'circuit:open', bad.peerId)
+      const opened = nextEventFor(firstService, 'circuit:open', bad.peerId)
       assert.equal((await fetchAll(first, blocks, { concurrency: 16 })).received, blocks.length)
       await opened
 
@@ -386,14 +342,14 @@ describe('observability and control on real nodes', function () {
       assert.ok(entry.openUntil > Date.now(), 'still open when restarted')
       assert.ok(!restored.peers.some(p => p.peer === good.peerId.toString()), 'the good peer is not in the snapshot')
 
-      const second = await consumer({ initialState: restored }, { privateKey })
+      const second = await createConsumer(net, { initialState: restored }, { libp2p: { privateKey } })
       const service = second.libp2p.services.breaker
       assert.ok(second.libp2p.peerId.equals(id), 'the same peer id')
 
       assert.equal(service.getPeerStatus(bad.peerId).circuitState, CircuitState.OPEN)
       assert.equal(service.getPeerStatus(good.peerId).circuitState, CircuitState.CLOSED)
       await assert.rejects(second.libp2p.dial(bad.helia.libp2p.getMultiaddrs()), (err: Error) => err.name === 'DialDeniedError')
-      await assert.rejects(second.libp2p.dialProtocol(bad.peerId, BITSWAP), (err: Error) => ['DialDeniedError', 'CircuitOpenError'].includes(err.name))
+      await assert.rejects(second.libp2p.dialProtocol(bad.peerId, BITSWAP_PROTOCOL), (err: Error) => ['DialDeniedError', 'CircuitOpenError'].includes(err.name))
       assert.equal(bad.helia.libp2p.getConnections(id).length, 0)
       await connect(second, good.helia)
       const result = await fetchAll(second, fresh, { concurrency: 4 })
@@ -429,7 +385,7 @@ describe('observability and control on real nodes', function () {
       const blocks = await makeBlocks(60)
       const good = await net.provider({ blocks })
       const bad = await net.provider({ mode: 'reset' })
-      const node = await consumer(FAST, { logger })
+      const node = await createConsumer(net, FAST_RECOVERY, { libp2p: { logger } })
       const service = node.libp2p.services.breaker
       const reasons: string[] = []
       service.addEventListener('circuit:open', (evt) => { if (evt.detail.peer.equals(bad.peerId)) reasons.push(evt.detail.reason) })
@@ -437,7 +393,7 @@ describe('observability and control on real nodes', function () {
       await connect(node, good.helia)
       await connect(node, bad.helia)
 
-      const halfOpen = nextFor(service, 'circuit:half-open', bad.peerId)
+      const halfOpen = nextEventFor(service, 'circuit:half-open', bad.peerId)
       await fetchAll(node, blocks, { concurrency: 16 })
       await halfOpen
 

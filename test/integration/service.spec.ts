@@ -4,65 +4,27 @@
  */
 
 import assert from 'node:assert/strict'
-import { bitswapCircuitBreaker, CircuitState } from '../../src/index.ts'
-import { TestNet, componentsOf, connect, fetchAll, makeBlocks, once, sendMessages, wantlistMessage, waitFor } from '../fixtures/index.ts'
-import type { BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail } from '../../src/index.ts'
-import type { FaultyProvider, HeliaNode } from '../fixtures/index.ts'
-import type { Connection, PeerId, Stream, StreamMiddleware } from '@libp2p/interface'
-
-const BITSWAP = '/ipfs/bitswap/1.2.0'
-
-interface BreakerServices extends Record<string, unknown> {
-  breaker: BitswapCircuitBreakerService
-}
-
-type Consumer = HeliaNode<BreakerServices>
-
-/** Counts the streams that get past every middleware (ours included) to the Bitswap handler */
-function countHandlerStreams (node: Consumer): { inbound: number, outbound: number } {
-  const counts = { inbound: 0, outbound: 0 }
-  const { registrar } = componentsOf(node.libp2p)
-  const counter: StreamMiddleware = (stream: Stream, connection: Connection, next) => {
-    counts[stream.direction]++
-    next(stream, connection)
-  }
-  registrar.use(BITSWAP, [...registrar.getMiddleware(BITSWAP), counter])
-  return counts
-}
-
-function circuitEvents (service: BitswapCircuitBreakerService): CircuitEventDetail[] {
-  const events: CircuitEventDetail[] = []
-  for (const type of ['circuit:open', 'circuit:half-open', 'circuit:close'] as const) {
-    service.addEventListener(type, (evt) => { events.push(evt.detail) })
-  }
-  return events
-}
-
-function isPeer (peer: PeerId): (detail: CircuitEventDetail) => boolean {
-  return (detail) => detail.peer.equals(peer)
-}
+import { CircuitState } from '../../src/index.ts'
+import {
+  BITSWAP_PROTOCOL, FAST_RECOVERY, TestNet, circuitEvents, componentsOf, connect, countHandlerStreams, createConsumer, fetchAll,
+  lastErrorName, makeBlocks, nextEventFor, sendMessages, wantlistMessage, waitFor
+} from '../fixtures/index.ts'
+import type { FaultyProvider } from '../fixtures/index.ts'
+import type { PeerId } from '@libp2p/interface'
 
 describe('bitswap circuit breaker service', function () {
   this.timeout(60_000)
-  let net: TestNet
-
-  beforeEach(() => {
-    net = new TestNet()
-  })
+  const net = new TestNet()
 
   afterEach(async () => {
     await net.stop()
   })
 
-  async function consumer (init: BitswapCircuitBreakerInit = {}, transport: 'memory' | 'tcp' = 'memory'): Promise<Consumer> {
-    return net.helia<BreakerServices>({ transport, services: { breaker: bitswapCircuitBreaker(init) } })
-  }
-
   for (const transport of ['memory', 'tcp'] as const) {
     it(`fetches every block intact from a healthy provider and sees every Bitswap stream (${transport})`, async () => {
       const blocks = await makeBlocks(120)
       const provider = await net.provider({ transport, blocks, proxy: false })
-      const node = await consumer({}, transport)
+      const node = await createConsumer(net, {}, { transport })
       const service = node.libp2p.services.breaker
       const handled = countHandlerStreams(node)
       await connect(node, provider.helia)
@@ -90,9 +52,10 @@ describe('bitswap circuit breaker service', function () {
     const blocks = await makeBlocks(200)
     const good = await net.provider({ blocks })
     const bad = await net.provider({ mode: 'reset' })
-    const node = await consumer()
+    const node = await createConsumer(net)
     const service = node.libp2p.services.breaker
-    const events = circuitEvents(service)
+    const badEvents = circuitEvents(service, bad.peerId)
+    const goodEvents = circuitEvents(service, good.peerId)
     let failuresAtOpen = -1
     let streamsAtOpen = -1
     service.addEventListener('circuit:open', (evt) => {
@@ -108,8 +71,8 @@ describe('bitswap circuit breaker service', function () {
 
     assert.equal(result.received, blocks.length)
     assert.equal(result.lost + result.corrupt, 0)
-    assert.ok(events.some(isPeer(bad.peerId)), 'the faulty provider\'s circuit opened')
-    assert.ok(!events.some(isPeer(good.peerId)), 'the healthy provider\'s circuit never changed')
+    assert.ok(badEvents.length > 0, 'the faulty provider\'s circuit opened')
+    assert.equal(goodEvents.length, 0, 'the healthy provider\'s circuit never changed')
     // the default rule trips at >= 3 requests with a failure ratio >= 0.6: three resets
     assert.ok(failuresAtOpen >= 1 && failuresAtOpen <= 3, `failures when the circuit opened: ${failuresAtOpen}`)
     assert.equal(service.getPeerStatus(bad.peerId).circuitState, CircuitState.OPEN)
@@ -117,18 +80,18 @@ describe('bitswap circuit breaker service', function () {
     await waitFor(() => node.libp2p.getConnections(bad.peerId).length === 0, { timeout: 2000 })
     assert.ok(bad.stats.streams - streamsAtOpen <= 2, `streams after open: ${bad.stats.streams - streamsAtOpen}`)
     // a new dial is refused by the gater while the circuit is open
-    await assert.rejects(node.libp2p.dialProtocol(bad.peerId, BITSWAP), (err: Error) => ['DialDeniedError', 'CircuitOpenError'].includes(err.name))
+    await assert.rejects(node.libp2p.dialProtocol(bad.peerId, BITSWAP_PROTOCOL), (err: Error) => ['DialDeniedError', 'CircuitOpenError'].includes(err.name))
   })
 
   it('isolates a provider that accepts streams and never answers (stall)', async () => {
     const blocks = await makeBlocks(100)
     const good = await net.provider({ blocks })
     const bad = await net.provider({ mode: 'stall' })
-    const node = await consumer({ responseDeadline: 400 })
+    const node = await createConsumer(net, { responseDeadline: 400 })
     const service = node.libp2p.services.breaker
     await connect(node, good.helia)
     await connect(node, bad.helia)
-    const opened = once<CustomEvent<CircuitEventDetail>>(service, 'circuit:open', { timeout: 20_000, filter: (evt) => evt.detail.peer.equals(bad.peerId) })
+    const opened = nextEventFor(service, 'circuit:open', bad.peerId, 20_000)
 
     const result = await fetchAll(node, blocks, { concurrency: 16 })
     const evt = await opened
@@ -136,26 +99,26 @@ describe('bitswap circuit breaker service', function () {
     assert.equal(result.received, blocks.length)
     assert.equal(result.lost + result.corrupt, 0)
     assert.equal(evt.detail.to, CircuitState.OPEN)
-    assert.equal((service.getPeerStatus(bad.peerId).health?.lastError as Error | undefined)?.name, 'ResponseDeadlineError')
+    assert.equal(lastErrorName(service, bad.peerId), 'ResponseDeadlineError')
   })
 
   it('isolates a provider behind a connection that blackholes every byte', async () => {
     const blocks = await makeBlocks(100)
     const good = await net.provider({ transport: 'tcp', blocks, proxy: false })
     const bad: FaultyProvider = await net.provider({ transport: 'tcp' })
-    const node = await consumer({}, 'tcp')
+    const node = await createConsumer(net, {}, { transport: 'tcp' })
     const service = node.libp2p.services.breaker
     await connect(node, good.helia)
     await connect(node, bad.helia)
     bad.set('blackhole')
-    const opened = once<CustomEvent<CircuitEventDetail>>(service, 'circuit:open', { timeout: 20_000, filter: (evt) => evt.detail.peer.equals(bad.peerId) })
+    const opened = nextEventFor(service, 'circuit:open', bad.peerId, 20_000)
 
     const result = await fetchAll(node, blocks, { concurrency: 16 })
     await opened
 
     assert.equal(result.received, blocks.length)
     assert.equal(result.lost + result.corrupt, 0)
-    assert.equal((service.getPeerStatus(bad.peerId).health?.lastError as Error | undefined)?.name, 'OpenStreamDeadlineError')
+    assert.equal(lastErrorName(service, bad.peerId), 'OpenStreamDeadlineError')
     // well under the 10-15 s a blackholed send costs without the service
     assert.ok(result.ms < 8_000, `fetch took ${Math.round(result.ms)} ms`)
   })
@@ -165,12 +128,9 @@ describe('bitswap circuit breaker service', function () {
     const onlyOnBad = await makeBlocks(20, 4096, { seed: 7 })
     const good = await net.provider({ blocks: shared })
     const bad = await net.provider({ blocks: onlyOnBad, mode: 'reset' })
-    const node = await consumer({
-      circuitBreaker: { timeout: 300, maxRequests: 2 },
-      recovery: { strategy: 'LINEAR', initialRecoveryRate: 0.5, recoveryInterval: 200, successThreshold: 3 }
-    })
+    const node = await createConsumer(net, FAST_RECOVERY)
     const service = node.libp2p.services.breaker
-    const events = circuitEvents(service)
+    const events = circuitEvents(service, bad.peerId)
     await connect(node, good.helia)
     await connect(node, bad.helia)
 
@@ -179,14 +139,14 @@ describe('bitswap circuit breaker service', function () {
     await waitFor(() => service.getPeerStatus(bad.peerId).circuitState === CircuitState.OPEN, { timeout: 10_000 })
 
     bad.set('none')
-    const closed = once<CustomEvent<CircuitEventDetail>>(service, 'circuit:close', { timeout: 20_000, filter: (evt) => evt.detail.peer.equals(bad.peerId) })
+    const closed = nextEventFor(service, 'circuit:close', bad.peerId, 20_000)
     // the service redials by itself once the open duration has passed; the reconnect re-sends the wantlist
     const second = fetchAll(node, onlyOnBad, { concurrency: 4, timeout: 30_000 })
     await closed
     const result = await second
 
     assert.equal(result.received, onlyOnBad.length, `lost ${result.lost}: ${result.errors.map(e => e.name).join(', ')}`)
-    const sequence = events.filter(isPeer(bad.peerId)).map(e => e.to)
+    const sequence = events.map(e => e.detail.to)
     assert.deepEqual(sequence.slice(0, 3), [CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.CLOSED])
     const stats = service.getOverallStatus().recoveryStats
     assert.ok(stats.completedRecoveries + stats.recoveringPeers >= 1, 'a recovery ramp ran after the circuit closed')
@@ -194,7 +154,7 @@ describe('bitswap circuit breaker service', function () {
 
   it('never hands inbound streams from a peer with an open circuit to the Bitswap handler', async () => {
     const blocks = await makeBlocks(4)
-    const node = await consumer({ disconnectOnOpen: false })
+    const node = await createConsumer(net, { disconnectOnOpen: false })
     const service = node.libp2p.services.breaker
     const other = await net.node()
     const handled = countHandlerStreams(node)
@@ -213,7 +173,7 @@ describe('bitswap circuit breaker service', function () {
     const denied = await net.node()
     const allowed = await net.node()
     const gater = { denyDialPeer: (peer: PeerId) => peer.equals(denied.peerId) }
-    const node = await net.helia<BreakerServices>({ connectionGater: gater, services: { breaker: bitswapCircuitBreaker() } })
+    const node = await createConsumer(net, {}, { connectionGater: gater })
 
     await assert.rejects(node.libp2p.dial(denied.getMultiaddrs()), (err: Error) => err.name === 'DialDeniedError')
     await node.libp2p.dial(allowed.getMultiaddrs())
@@ -222,14 +182,14 @@ describe('bitswap circuit breaker service', function () {
 
   it('stop() restores middleware and gater and leaves nothing running', async () => {
     const gater = {}
-    const node = await net.helia<BreakerServices>({ connectionGater: gater, services: { breaker: bitswapCircuitBreaker() } })
+    const node = await createConsumer(net, {}, { connectionGater: gater })
     const { registrar } = componentsOf(node.libp2p)
-    assert.equal(registrar.getMiddleware(BITSWAP).length, 1)
+    assert.equal(registrar.getMiddleware(BITSWAP_PROTOCOL).length, 1)
     assert.equal(typeof (gater as Record<string, unknown>).denyDialPeer, 'function')
 
     await node.stop()
 
-    assert.equal(registrar.getMiddleware(BITSWAP).length, 0)
+    assert.equal(registrar.getMiddleware(BITSWAP_PROTOCOL).length, 0)
     assert.deepEqual(Object.keys(gater), [])
     assert.equal(node.libp2p.services.breaker.getOverallStatus().upstreamMiddlewareWorkaround, 'applied')
   })
