@@ -2,20 +2,11 @@ import assert from 'node:assert/strict'
 import sinon from 'sinon'
 import { CircuitBreaker } from '../../../src/breaker/circuit-breaker.ts'
 import { CircuitOpenError, InvalidConfigError, TooManyRequestsError } from '../../../src/errors.ts'
+import { rejection } from '../helpers.ts'
 import type { StateChangeEvent } from '../../../src/breaker/circuit-breaker.ts'
 
 const fail = async (): Promise<never> => { throw new Error('boom') }
 const ok = async (): Promise<string> => 'ok'
-
-/** Resolves to the rejection (or throws if it resolved) */
-async function rejection (promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise
-  } catch (err) {
-    return err as Error
-  }
-  throw new Error('expected a rejection')
-}
 
 function deferred<T = void> (): { promise: Promise<T>, resolve(value: T): void, reject(err: unknown): void } {
   let resolve!: (value: T) => void

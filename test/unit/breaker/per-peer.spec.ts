@@ -5,30 +5,17 @@ import { BitswapCircuitBreaker, PEER_BREAKER_PREFIX } from '../../../src/breaker
 import { CircuitOpenError, InvalidConfigError } from '../../../src/errors.ts'
 import { PeerRegistry } from '../../../src/peers/registry.ts'
 import { STATE_OPEN } from '../../../src/states.ts'
+import { FakeClock, rejection } from '../helpers.ts'
 import type { PeerStateChangeEvent } from '../../../src/breaker/per-peer.ts'
 
 const fail = async (): Promise<never> => { throw new Error('peer failed') }
 const ok = async (): Promise<string> => 'ok'
 
-async function rejection (promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise
-  } catch (err) {
-    return err as Error
-  }
-  throw new Error('expected a rejection')
-}
-
-class ManualClock {
-  time = 1_000_000
-  now = (): number => this.time
-}
-
 describe('BitswapCircuitBreaker', () => {
-  let clock: ManualClock
+  let clock: FakeClock
 
   beforeEach(() => {
-    clock = new ManualClock()
+    clock = new FakeClock()
   })
 
   it('ExecuteWithPeer: a peer trips after 2 consecutive failures; other peers are unaffected', async () => {

@@ -3,15 +3,10 @@
 import assert from 'node:assert/strict'
 import { defaultHealthMonitorConfig, resolveHealthMonitorConfig } from '../../../src/health/config.ts'
 import { HealthMonitor } from '../../../src/health/health-monitor.ts'
+import { rejectsConfig } from '../helpers.ts'
 import type { HealthMonitorConfig } from '../../../src/health/config.ts'
 
-function rejects (config: HealthMonitorConfig, pattern: RegExp): void {
-  assert.throws(() => resolveHealthMonitorConfig(config), (err: Error) => {
-    assert.equal(err.name, 'InvalidConfigError')
-    assert.match(err.message, pattern)
-    return true
-  })
-}
+const rejects = rejectsConfig<HealthMonitorConfig>(resolveHealthMonitorConfig)
 
 describe('health monitor config', () => {
   it('fills in the seed defaults and a 60 s window', () => {

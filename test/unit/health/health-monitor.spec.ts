@@ -5,33 +5,17 @@ import { HealthMonitor } from '../../../src/health/health-monitor.ts'
 import { PeerRegistry } from '../../../src/peers/registry.ts'
 import { HealthStatus, Outcome } from '../../../src/states.ts'
 import type { HealthMonitorConfig } from '../../../src/health/config.ts'
+import { FakeClock, bytesPerSlot } from '../helpers.ts'
 import type { HealthMonitorOptions, HealthStatusChange } from '../../../src/health/health-monitor.ts'
 
 const PEER = '12D3KooWPeerA'
 const OTHER = '12D3KooWPeerB'
 const THIRD = '12D3KooWPeerC'
 
-class FakeClock {
-  constructor (public time = 1_000_000) {}
-  now = (): number => this.time
-  tick (ms: number): void { this.time += ms }
-}
-
 function abortError (): Error {
   const err = new Error('aborted')
   err.name = 'AbortError'
   return err
-}
-
-/** Bytes per tracked peer held in the component's typed-array columns */
-function bytesPerSlot (component: object, capacity: number): number {
-  let bytes = 0
-  for (const value of Object.values(component)) {
-    if (ArrayBuffer.isView(value)) {
-      bytes += value.byteLength
-    }
-  }
-  return bytes / capacity
 }
 
 describe('HealthMonitor', () => {

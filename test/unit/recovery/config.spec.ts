@@ -3,15 +3,10 @@
 import assert from 'node:assert/strict'
 import { defaultRecoveryConfig, resolveRecoveryConfig } from '../../../src/recovery/config.ts'
 import { RecoveryManager } from '../../../src/recovery/recovery-manager.ts'
+import { rejectsConfig } from '../helpers.ts'
 import type { RecoveryConfig } from '../../../src/recovery/config.ts'
 
-function rejects (config: RecoveryConfig, pattern: RegExp): void {
-  assert.throws(() => resolveRecoveryConfig(config), (err: Error) => {
-    assert.equal(err.name, 'InvalidConfigError')
-    assert.match(err.message, pattern)
-    return true
-  })
-}
+const rejects = rejectsConfig<RecoveryConfig>(resolveRecoveryConfig)
 
 describe('recovery config', () => {
   it('fills in the seed defaults', () => {

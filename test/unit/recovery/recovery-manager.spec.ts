@@ -5,28 +5,12 @@ import { PeerRegistry } from '../../../src/peers/registry.ts'
 import { RecoveryManager } from '../../../src/recovery/recovery-manager.ts'
 import { recoveryRate } from '../../../src/recovery/strategies.ts'
 import { RecoveryStrategy } from '../../../src/states.ts'
+import { FakeClock, bytesPerSlot } from '../helpers.ts'
 import type { RecoveryConfig } from '../../../src/recovery/config.ts'
 import type { RecoveryFailedEvent, RecoveryManagerOptions } from '../../../src/recovery/recovery-manager.ts'
 
 const PEER = '12D3KooWPeerA'
 const OTHER = '12D3KooWPeerB'
-
-class FakeClock {
-  constructor (public time = 1_000_000) {}
-  now = (): number => this.time
-  tick (ms: number): void { this.time += ms }
-}
-
-/** Bytes per tracked peer held in the component's typed-array columns */
-function bytesPerSlot (component: object, capacity: number): number {
-  let bytes = 0
-  for (const value of Object.values(component)) {
-    if (ArrayBuffer.isView(value)) {
-      bytes += value.byteLength
-    }
-  }
-  return bytes / capacity
-}
 
 describe('RecoveryManager', () => {
   let clock: FakeClock
