@@ -1,6 +1,7 @@
 import { systemClock } from '../clock.ts'
 import { DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PEERS } from '../constants.ts'
 import { checkNumber } from '../validate.ts'
+import { growColumn } from './columns.ts'
 import { peerKey } from './peer-key.ts'
 import type { SlotColumns } from './columns.ts'
 import type { PeerLike } from './peer-key.ts'
@@ -242,12 +243,8 @@ export class PeerRegistry {
 
   private grow (): void {
     const capacity = Math.min(this.capacity * 2, this.maxPeers)
-    const lastSeen = new Float64Array(capacity)
-    lastSeen.set(this.lastSeen)
-    this.lastSeen = lastSeen
-    const referenced = new Uint8Array(capacity)
-    referenced.set(this.referenced)
-    this.referenced = referenced
+    this.lastSeen = growColumn(this.lastSeen, capacity)
+    this.referenced = growColumn(this.referenced, capacity)
     for (let i = 0; i < this.columns.length; i++) {
       this.columns[i].grow(capacity)
     }

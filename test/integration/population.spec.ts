@@ -4,15 +4,11 @@
  */
 
 import assert from 'node:assert/strict'
-import { bitswapCircuitBreaker, CircuitState } from '../../src/index.ts'
+import { CircuitState } from '../../src/index.ts'
 import { maxOpenPeers } from '../../src/protection/population-guard.ts'
-import { TestNet, connect, fetchAll, makeBlocks, once } from '../fixtures/index.ts'
-import type { BitswapCircuitBreakerService, LocalSuspicionChange } from '../../src/index.ts'
-import type { FaultyProvider, HeliaNode } from '../fixtures/index.ts'
-
-interface BreakerServices extends Record<string, unknown> {
-  breaker: BitswapCircuitBreakerService
-}
+import { TestNet, connect, createConsumer, fetchAll, makeBlocks, once } from '../fixtures/index.ts'
+import type { LocalSuspicionChange } from '../../src/index.ts'
+import type { FaultyProvider } from '../fixtures/index.ts'
 
 describe('population guards on real Helia nodes', function () {
   this.timeout(60_000)
@@ -32,7 +28,7 @@ describe('population guards on real Helia nodes', function () {
     for (let i = 0; i < 4; i++) {
       providers.push(await net.provider({ blocks }))
     }
-    const node: HeliaNode<BreakerServices> = await net.helia<BreakerServices>({ services: { breaker: bitswapCircuitBreaker() } })
+    const node = await createConsumer(net)
     const service = node.libp2p.services.breaker
     for (const provider of providers) {
       await connect(node, provider.helia)
