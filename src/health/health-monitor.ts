@@ -309,7 +309,7 @@ export class HealthMonitor implements SlotColumns {
       this.reported[slot] = reported
     }
     const responseTime = responseTimeMs >= 0 ? Math.min(responseTimeMs, MAX_RESPONSE_TIME) : 0
-    this.roll(slot, now)
+    const rolled = this.roll(slot, now)
 
     if (this.currentOk[slot] === MAX_UINT16 || this.currentFailed[slot] === MAX_UINT16 || this.currentSlow[slot] === MAX_UINT16) {
       this.halveWindow(slot)
@@ -345,6 +345,11 @@ export class HealthMonitor implements SlotColumns {
     this.meanResponse[slot] += alpha * (responseTime - this.meanResponse[slot])
     histogramAdd(this.histogram, slot * HISTOGRAM_BUCKETS, responseTime)
 
+    // the hot path: a quick success of a HEALTHY peer within the same bucket cannot start a change
+    // worth an event (only the previous bucket fading could, and the next failure or roll reports it)
+    if (outcome === Outcome.SUCCESS && !rolled && this.reported[slot] === HEALTHY && responseTime <= this.config.maxResponseTime) {
+      return
+    }
     const to = this.computeStatus(slot, now)
     const from = this.reported[slot]
     if (to !== from) {
@@ -412,11 +417,12 @@ export class HealthMonitor implements SlotColumns {
   }
 
   /** Moves the window buckets forward to `now` (on write only; reads compute the same virtually) */
-  private roll (slot: number, now: number): void {
+  /** Moves the window to `now`; true when the current bucket changed */
+  private roll (slot: number, now: number): boolean {
     const last = this.lastSeen[slot]
     if (this.total[slot] === 0) {
       this.lastSeen[slot] = now
-      return
+      return true
     }
     const window = this.config.window
     const elapsed = bucketIndex(now, window) - bucketIndex(last, window)
@@ -439,6 +445,7 @@ export class HealthMonitor implements SlotColumns {
     if (now > last) {
       this.lastSeen[slot] = now
     }
+    return elapsed >= 1
   }
 
   /** Keeps the ratios when a counter of the current bucket would overflow */

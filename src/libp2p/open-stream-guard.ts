@@ -365,6 +365,11 @@ export class OpenStreamGuard {
     return this.peers.get(peer.toString())?.pending ?? 0
   }
 
+  /** Whether an open to this peer has completed on its current connection (a timing sample exists) */
+  hasOpened (peer: PeerId): boolean {
+    return (this.peers.get(peer.toString())?.count ?? 0) > 0
+  }
+
   /** The deadline (ms) an open to this peer would get now */
   deadlineFor (peer: PeerId): number {
     return this.computeDeadline(peer, this.peers.get(peer.toString()), this.components.connectionManager.getConnections(peer).length > 0)

@@ -319,13 +319,13 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       return
     }
     // the recovery ramp limits concurrent opens (ramp-limiter.ts) instead of refusing streams
-    const token = this.protection.admit(peer, false)
+    const now = this.protection.clock.now()
+    const token = this.protection.admit(peer, false, now)
     if (token < 0) {
       this.countRefusal(outbound, token)
       throw this.protection.rejectionError(token)
     }
     if (token !== UNTRACKED) {
-      const now = this.protection.clock.now()
       if (outbound) {
         watchStream(stream, token, now, this.protection.clock, this, this.cleanClose, this.scheduler, now + this.responseDeadline(peer))
       } else {
@@ -380,16 +380,23 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     }
   }
 
-  failed (token: number, _peer: PeerId, outcome: Outcome, openMs: number, err: Error): void {
-    if (token !== UNTRACKED) {
-      this.protection.settle(token, outcome, openMs, err)
+  failed (token: number, peer: PeerId, outcome: Outcome, openMs: number, err: Error): void {
+    if (token === UNTRACKED) {
+      return
+    }
+    this.protection.settle(token, outcome, openMs, err)
+    if (err.name === 'OpenStreamDeadlineError' && !this.guard.hasOpened(peer)) {
+      // A peer that never completed a Bitswap open on this connection and now misses a deadline
+      // derived from its own identify time is blackholing: waiting for two more misses costs every
+      // want one deadline each (Helia's wantlist rounds wait for every peer's send)
+      this.protection.trip(peer, 'open deadline missed before any open')
     }
   }
 
   // -- StreamOutcomeSink --
 
-  settleStream (token: number, outcome: Outcome, latencyMs: number, err?: Error): void {
-    this.protection.settle(token, outcome, latencyMs, err)
+  settleStream (token: number, outcome: Outcome, latencyMs: number, err: Error | undefined, now: number): void {
+    this.protection.settle(token, outcome, latencyMs, err, now)
   }
 
   // -- ObserverSink: message-level verdicts --

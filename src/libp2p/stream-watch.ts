@@ -6,7 +6,8 @@ import type { Stream, StreamCloseEvent } from '@libp2p/interface'
 
 /** Where a watched stream's outcome goes: the service settles the admission token with it */
 export interface StreamOutcomeSink {
-  settleStream(token: number, outcome: Outcome, latencyMs: number, err?: Error): void
+  /** `now` is the time the latency was measured at (one clock read serves both) */
+  settleStream(token: number, outcome: Outcome, latencyMs: number, err: Error | undefined, now: number): void
 }
 
 /**
@@ -59,7 +60,8 @@ class StreamWatch {
       this.scheduler?.cancel(this.deadline)
       this.deadline = 0
     }
-    this.sink.settleStream(this.token, outcome, this.clock.now() - this.startedAt, err)
+    const now = this.clock.now()
+    this.sink.settleStream(this.token, outcome, now - this.startedAt, err, now)
   }
 
   get done (): boolean {

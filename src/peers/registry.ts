@@ -46,7 +46,6 @@ export class PeerRegistry {
   lastSeen: Float64Array
 
   private readonly index = new Map<string, number>()
-  private readonly keys: Array<string | undefined> = []
   private readonly peers: Array<PeerLike | undefined> = []
   private referenced: Uint8Array
   private readonly freeSlots: number[] = []
@@ -100,7 +99,6 @@ export class PeerRegistry {
       return -1
     }
     this.index.set(key, slot)
-    this.keys[slot] = key
     this.peers[slot] = peer
     this.lastSeen[slot] = now
     // new peers start unreferenced, so a flood of one-off peers evicts itself, not the busy ones
@@ -118,7 +116,9 @@ export class PeerRegistry {
   }
 
   key (slot: number): string {
-    return this.keys[slot] ?? ''
+    const peer = this.peers[slot]
+    // no array of keys: a PeerId caches its string, so this allocates nothing
+    return peer === undefined ? '' : peerKey(peer)
   }
 
   /** The peer as it was first given (a `PeerId` when the caller had one) */
@@ -175,11 +175,11 @@ export class PeerRegistry {
   }
 
   private release (slot: number): void {
-    const key = this.keys[slot]
+    const peer = this.peers[slot]
+    const key = peer === undefined ? undefined : peerKey(peer)
     if (key !== undefined) {
       this.index.delete(key)
     }
-    this.keys[slot] = undefined
     this.peers[slot] = undefined
     this.referenced[slot] = 0
     for (let i = 0; i < this.columns.length; i++) {
@@ -210,7 +210,7 @@ export class PeerRegistry {
     }
     for (let i = 0; i < steps; i++) {
       const slot = this.advanceHand()
-      if (this.keys[slot] !== undefined && this.isIdle(slot, now) && this.isEvictable(slot, now)) {
+      if (this.peers[slot] !== undefined && this.isIdle(slot, now) && this.isEvictable(slot, now)) {
         this.release(slot)
       }
     }
@@ -220,7 +220,7 @@ export class PeerRegistry {
   private evictOne (now: number): number {
     for (let i = 0; i < SWEEP_BUDGET; i++) {
       const slot = this.advanceHand()
-      if (this.keys[slot] === undefined) {
+      if (this.peers[slot] === undefined) {
         continue
       }
       if (this.referenced[slot] === 1 && !this.isIdle(slot, now)) {

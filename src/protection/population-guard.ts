@@ -388,10 +388,14 @@ export class PopulationGuard implements SlotColumns {
     if (slot < 0 || slot >= this.capacity || outcome === Outcome.NEUTRAL) {
       return
     }
+    const flags = this.flags[slot]
+    if (outcome === Outcome.SUCCESS && this.head === -1 && !this.isSuspected && !this.outliers && (flags & FAILING) === 0) {
+      // the hot path: nobody is failing and this success changes nothing
+      return
+    }
     if (this.head !== -1) {
       this.expire(now)
     }
-    const flags = this.flags[slot]
     if (outcome === Outcome.FAILURE) {
       if ((flags & FAILING) !== 0) {
         this.unlink(slot)

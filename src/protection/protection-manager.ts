@@ -227,13 +227,13 @@ export class BitswapProtectionManager {
    * Asks whether a request to `peer` may go ahead. Returns a token (> 0) to pass to `settle`,
    * `UNTRACKED` (0: go ahead, nothing to settle) when the registry is full of peers that may not be
    * evicted, or a negative `REJECT_*` code. `throttle: false` skips the recovery ramp (the libp2p
-   * service uses it for inbound streams: they carry answers we asked for).
+   * service uses it for inbound streams: they carry answers we asked for). Pass `now` when the
+   * caller has just read the clock: a clock read is a large share of this call's cost.
    */
-  admit (peer: PeerLike, throttle: boolean = true): number {
+  admit (peer: PeerLike, throttle: boolean = true, now: number = this.clock.now()): number {
     if (this.closed) {
       return UNTRACKED
     }
-    const now = this.clock.now()
     const slot = this.registry.slot(peer, now)
     if (slot === -1) {
       return UNTRACKED
@@ -256,11 +256,10 @@ export class BitswapProtectionManager {
   }
 
   /** Reports how an admitted request ended */
-  settle (token: number, outcome: Outcome, latencyMs: number, err?: unknown): void {
+  settle (token: number, outcome: Outcome, latencyMs: number, err?: unknown, now: number = this.clock.now()): void {
     if (token <= 0) {
       return
     }
-    const now = this.clock.now()
     const slot = token % SLOT_SPACE
     this.record(slot, token, outcome, now, latencyMs, err)
   }
