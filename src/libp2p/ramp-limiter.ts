@@ -6,6 +6,8 @@ type OpenStream = ConnectionManager['openStream']
 interface PeerSlots {
   active: number
   waiting: Array<() => void>
+  /** Set by `restore`: the limiter no longer limits these, and no longer owns the peer's map entry */
+  released: boolean
 }
 
 /**
@@ -45,6 +47,7 @@ export class RampLimiter {
         cm.openStream = original
       }
       for (const slots of this.peers.values()) {
+        slots.released = true
         slots.waiting.splice(0).forEach(wake => { wake() })
       }
       this.peers.clear()
@@ -55,10 +58,11 @@ export class RampLimiter {
     const key = peer.toString()
     let slots = this.peers.get(key)
     if (slots == null) {
-      slots = { active: 0, waiting: [] }
+      slots = { active: 0, waiting: [], released: false }
       this.peers.set(key, slots)
     }
-    while (slots.active >= limit) {
+    // once released, a woken waiter goes ahead: the limiter it waited for is gone
+    while (!slots.released && slots.active >= limit) {
       await waitForSlot(slots, signal)
       limit = this.limitOf(peer)
     }
@@ -70,7 +74,8 @@ export class RampLimiter {
       const wake = slots.waiting.shift()
       if (wake != null) {
         wake()
-      } else if (slots.active === 0) {
+      } else if (slots.active === 0 && !slots.released) {
+        // a released entry is no longer in the map, but a new wrap's entry for the same peer may be
         this.peers.delete(key)
       }
     }
