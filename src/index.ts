@@ -264,7 +264,7 @@ export function bitswapCircuitBreaker (init: BitswapCircuitBreakerInit = {}): (c
  * service already in it. Helia's `libp2p` option replaces the whole services map, so pass it the
  * result of this call rather than a map with only our service in it.
  */
-export function addBitswapCircuitBreaker<T extends { services?: Record<string, unknown> }> (config: T, init: BitswapCircuitBreakerInit = {}, key: string = DEFAULT_SERVICE_KEY): T & { services: Record<string, unknown> } {
+export function addBitswapCircuitBreaker<T extends { services?: object }> (config: T, init: BitswapCircuitBreakerInit = {}, key: string = DEFAULT_SERVICE_KEY): T {
   return {
     ...config,
     services: {
