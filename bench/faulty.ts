@@ -15,7 +15,7 @@
  */
 
 import { bitswapCircuitBreaker } from '../src/index.ts'
-import { TestNet, addBlocks, connect, fetchAll, makeBlocks } from '../test/fixtures/index.ts'
+import { TestNet, addBlocks, connect, fetchAll, makeBlocks } from '../fixtures/index.ts'
 import { log, rotated, summarize } from './stats.ts'
 import type { Summary } from './stats.ts'
 

@@ -5,12 +5,12 @@
  */
 
 import { bitswapCircuitBreaker } from '../src/index.ts'
-import { TestNet, connect, fetchAll } from '../test/fixtures/index.ts'
+import { TestNet, connect, fetchAll } from '../fixtures/index.ts'
 import { FLAKY, HEALTHY } from './recording.ts'
 import { PHASES, SCENARIO, breakerSettings, phaseAt } from './scenario.ts'
 import type { DemoEvent, DemoEventKind, PeerIndex, PeerSample, RunRecording, Sample } from './recording.ts'
 import type { BitswapCircuitBreakerService, CircuitEventDetail, RecoveryEventDetail } from '../src/index.ts'
-import type { FetchResult, HeliaNode, TestBlock } from '../test/fixtures/index.ts'
+import type { FetchResult, HeliaNode, TestBlock } from '../fixtures/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 /** What the run reports while it goes */

@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { makeBlocks } from '../test/fixtures/index.ts'
+import { makeBlocks } from '../fixtures/index.ts'
 import { seconds, wrap } from './format.ts'
 import { LiveView } from './live.ts'
 import { runScenario } from './run-scenario.ts'

@@ -5,7 +5,7 @@
 
 import { seededRandom } from '../src/index.ts'
 import type { BitswapCircuitBreakerInit } from '../src/index.ts'
-import type { FaultMode } from '../test/fixtures/index.ts'
+import type { FaultMode } from '../fixtures/index.ts'
 
 export interface Phase {
   /** Short name, shown in the table and the picture */

@@ -29,7 +29,7 @@ import type { Uint8ArrayList } from 'uint8arraylist'
  *   reported as abuse; unrequested blocks and presences are reported (once per message) without
  *   aborting, since helia drops them harmlessly.
  *
- * Wrapped streams are Proxies of the real ones (test/fixtures/README.md (b)): prototype methods run
+ * Wrapped streams are Proxies of the real ones (fixtures/README.md (b)): prototype methods run
  * on the real stream, own properties (`log`) are handed out as they are, and sets go to the real
  * stream. All proxies share two handlers and a few forwarders, so a stream costs one Proxy, one
  * observation object and, once data flows, one decoder.

@@ -9,10 +9,10 @@ import { CircuitState } from '../../src/index.ts'
 import {
   BITSWAP_PROTOCOL, BlockPresenceType, TestNet, circuitEvents, connect, countHandlerStreams, createConsumer, encodeFrame, fetchAll,
   floodStreams, lastErrorName, makeBlocks, nextEventFor, presenceMessage, readMessages, sendGarbage, waitFor, writeFrames
-} from '../fixtures/index.ts'
+} from '../../fixtures/index.ts'
 import type { BitswapCircuitBreakerInit, BitswapCircuitBreakerService } from '../../src/index.ts'
 import type { AbuseReason, ObserverSink } from '../../src/libp2p/observer.ts'
-import type { CircuitEventRecord, Consumer, FetchResult, TestBlock, TestNode } from '../fixtures/index.ts'
+import type { CircuitEventRecord, Consumer, FetchResult, TestBlock, TestNode } from '../../fixtures/index.ts'
 import type { PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 

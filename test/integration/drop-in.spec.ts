@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { libp2pDefaults } from '@helia/libp2p'
 import { addBitswapCircuitBreaker } from '../../src/index.ts'
 import { createHelia } from 'helia'
-import { libp2pConfig } from '../fixtures/index.ts'
+import { libp2pConfig } from '../../fixtures/index.ts'
 import type { BitswapCircuitBreakerService } from '../../src/index.ts'
 
 describe('addBitswapCircuitBreaker', function () {

@@ -1,5 +1,5 @@
 /**
- * Smoke tests for test/fixtures: nodes fetch, each fault mode does what it claims, abusers abuse, and
+ * Smoke tests for fixtures/: nodes fetch, each fault mode does what it claims, abusers abuse, and
  * everything stops.
  */
 
@@ -22,8 +22,8 @@ import {
   sendWants,
   wantlistMessage,
   waitFor
-} from '../fixtures/index.ts'
-import type { HeliaNode, Multiaddr, TestBlock } from '../fixtures/index.ts'
+} from '../../fixtures/index.ts'
+import type { HeliaNode, Multiaddr, TestBlock } from '../../fixtures/index.ts'
 import type { Connection } from '@libp2p/interface'
 
 describe('test fixtures', function () {

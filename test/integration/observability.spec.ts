@@ -12,9 +12,9 @@ import { defaultLogger, disable, enable } from '@libp2p/logger'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { Registry } from 'prom-client'
 import { CircuitState, HealthStatus, METRIC_PREFIX } from '../../src/index.ts'
-import { BITSWAP_PROTOCOL, FAST_RECOVERY, TestNet, circuitEvents, connect, createConsumer, fetchAll, makeBlocks, nextEventFor, waitFor } from '../fixtures/index.ts'
+import { BITSWAP_PROTOCOL, FAST_RECOVERY, TestNet, circuitEvents, connect, createConsumer, fetchAll, makeBlocks, nextEventFor, waitFor } from '../../fixtures/index.ts'
 import type { BitswapCircuitBreakerInit, ProtectionSnapshot } from '../../src/index.ts'
-import type { Consumer, FaultyProvider, TestBlock } from '../fixtures/index.ts'
+import type { Consumer, FaultyProvider, TestBlock } from '../../fixtures/index.ts'
 import type { ComponentLogger, PrivateKey } from '@libp2p/interface'
 
 /** One Prometheus sample: `name{label="value",…} value` */

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict'
 import { CircuitState } from '../../src/index.ts'
 import { maxOpenPeers } from '../../src/protection/population-guard.ts'
-import { TestNet, connect, createConsumer, fetchAll, makeBlocks, once } from '../fixtures/index.ts'
+import { TestNet, connect, createConsumer, fetchAll, makeBlocks, once } from '../../fixtures/index.ts'
 import type { LocalSuspicionChange } from '../../src/index.ts'
-import type { FaultyProvider } from '../fixtures/index.ts'
+import type { FaultyProvider } from '../../fixtures/index.ts'
 
 describe('population guards on real Helia nodes', function () {
   this.timeout(60_000)

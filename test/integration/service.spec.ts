@@ -8,8 +8,8 @@ import { CircuitState } from '../../src/index.ts'
 import {
   BITSWAP_PROTOCOL, FAST_RECOVERY, TestNet, circuitEvents, componentsOf, connect, countHandlerStreams, createConsumer, fetchAll,
   lastErrorName, makeBlocks, nextEventFor, sendMessages, wantlistMessage, waitFor
-} from '../fixtures/index.ts'
-import type { FaultyProvider } from '../fixtures/index.ts'
+} from '../../fixtures/index.ts'
+import type { FaultyProvider } from '../../fixtures/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
 describe('bitswap circuit breaker service', function () {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { patchMiddlewarePileup } from '../../../src/libp2p/upstream.ts'
-import { TestNet, componentsOf, waitFor } from '../../fixtures/index.ts'
+import { TestNet, componentsOf, waitFor } from '../../../fixtures/index.ts'
 import type { MiddlewareRegistrar } from '../../../src/libp2p/upstream.ts'
-import type { TestNode } from '../../fixtures/index.ts'
+import type { TestNode } from '../../../fixtures/index.ts'
 import type { StreamMiddleware } from '@libp2p/interface'
 
 const PROTOCOL = '/test/pileup/1.0.0'
