@@ -304,7 +304,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     } else {
       this.streams.inbound++
     }
-    if (this.allowlist.has(peer.toString())) {
+    if (this.allowed(peer)) {
       next(stream, connection)
       return
     }
@@ -344,6 +344,11 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     return Math.max(this.minResponseDeadline, 2 * this.guard.deadlineFor(peer))
   }
 
+  /** Trusted peers are never gated (the common case, an empty allowlist, costs one size check) */
+  private allowed (peer: PeerId): boolean {
+    return this.allowlist.size > 0 && this.allowlist.has(peer.toString())
+  }
+
   /** Wants still open to a peer that went away will never be answered: not its fault */
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     this.observer?.removePeer(evt.detail)
@@ -351,7 +356,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
 
   /** Gater decision: an OPEN circuit denies dials and new inbound connections */
   private readonly denies = (peer: PeerId): boolean => {
-    if (this.protection.circuitState(peer) !== CircuitState.OPEN || this.allowlist.has(peer.toString())) {
+    if (this.protection.circuitState(peer) !== CircuitState.OPEN || this.allowed(peer)) {
       return false
     }
     this.metrics.rejection('dial', 'open')
@@ -361,7 +366,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   // -- OpenStreamGate: outbound opens timed by the guard --
 
   admit (peer: PeerId): number {
-    if (this.allowlist.has(peer.toString())) {
+    if (this.allowed(peer)) {
       return UNTRACKED
     }
     return this.protection.admit(peer, false)
@@ -407,7 +412,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     } else {
       this.metrics.answer(latencyMs)
     }
-    if (!this.allowlist.has(peer.toString())) {
+    if (!this.allowed(peer)) {
       this.protection.observe(peer, outcome, latencyMs, err)
     }
   }
@@ -415,7 +420,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   abuse (peer: PeerId, reason: AbuseReason, err?: Error): void {
     this.metrics.rejection('inbound', ABUSE_LABELS[reason])
     this.log('%p broke the rules: %s', peer, reason)
-    if (!this.allowlist.has(peer.toString())) {
+    if (!this.allowed(peer)) {
       this.protection.observe(peer, Outcome.FAILURE, 0, err ?? new InboundLimitError(reason))
     }
   }
