@@ -238,7 +238,6 @@ export class BitswapProtectionManager {
     if (slot === -1) {
       return UNTRACKED
     }
-    this.registry.touch(slot, now)
     // the ramp first: a recovery that times out on this read re-trips the circuit before admission
     if (throttle && !this.recoveryManager.allow(slot, now)) {
       this.rejectedRecovery++
