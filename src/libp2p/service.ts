@@ -314,7 +314,9 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       throw new InboundLimitError('too many concurrent inbound Bitswap streams from this peer')
     }
     if (!outbound && this.observer != null && this.protection.circuitState(peer) === CircuitState.HALF_OPEN) {
-      // answers to our probes: the quota is for what we ask, and these streams carry the evidence
+      // answers to our probes: the quota is for what we ask, and these streams carry the evidence.
+      // Checked before admission on purpose: an admitted inbound stream would hold a probe permit
+      // until it closes, and the answer verdicts it carries would then find the quota used up.
       next(this.observer.wrapInbound(stream, peer), connection)
       return
     }
