@@ -1,7 +1,7 @@
 import { FrameDecoder, DEFAULT_MAX_MESSAGE_SIZE } from '../bitswap/frames.ts'
-import { WantType } from '../bitswap/message.ts'
+import { countWantlistEntries, lastPresenceCount, WantType } from '../bitswap/message.ts'
 import { DEFAULT_LEDGER_MAX_PEERS, WantLedger } from '../bitswap/want-ledger.ts'
-import { InboundLimitError } from '../errors.ts'
+import { CircuitOpenError, InboundLimitError } from '../errors.ts'
 import { Outcome } from '../states.ts'
 import { checkNumber } from '../validate.ts'
 import { InboundLimits, InboundUsage } from './inbound-limits.ts'
@@ -41,9 +41,14 @@ export interface ObserverSink {
   verdict(peer: PeerId, outcome: Outcome, latencyMs: number, err?: Error): void
   /** The peer broke the rules: garbage, an oversized message, unrequested data, or an inbound limit */
   abuse(peer: PeerId, reason: AbuseReason, err?: Error): void
+  /**
+   * Whether nothing more from the peer may reach Bitswap (its circuit is OPEN): asked for every
+   * chunk of an admitted inbound stream, which is then aborted, long-lived streams included
+   */
+  blocked?(peer: PeerId): boolean
 }
 
-export type AbuseReason = 'protocol_error' | 'unrequested' | 'inbound_streams' | 'inbound_bytes'
+export type AbuseReason = 'protocol_error' | 'unrequested' | 'inbound_streams' | 'inbound_bytes' | 'wantlist_budget' | 'inbound_memory'
 
 /** A want the peer was asked to answer either way (`sendDontHave`) got no answer before its deadline */
 export class WantDeadlineError extends Error {
@@ -96,6 +101,14 @@ export interface ObserverStats {
   inboundBytesRefused: number
   /** Inbound streams refused because their peer held too many */
   inboundStreamsRefused: number
+  /** Inbound streams aborted for a wantlist over the per-message or per-peer entry budget */
+  wantlistRefused: number
+  /** Inbound streams aborted because their peer held the most of the shared partial-frame budget */
+  memoryRefused: number
+  /** Inbound streams aborted because their peer's circuit was OPEN */
+  openRefused: number
+  /** Bytes of partial frames held now, across peers */
+  bufferedBytes: number
 }
 
 /** A peer's record: its id (the ledger knows only its key) and its inbound usage */
@@ -104,9 +117,11 @@ class PeerEntry extends InboundUsage {
   readonly key: string
   /** Forgotten (removePeer, eviction, stop): streams still holding it pass data through unobserved */
   removed = false
+  /** Its inbound streams holding a partial frame, to abort when it holds the most of the shared budget */
+  partial: Set<InboundObservation> | undefined
 
-  constructor (id: PeerId, key: string, tokens: number, now: number) {
-    super(tokens, now)
+  constructor (id: PeerId, key: string, tokens: number, entries: number, now: number) {
+    super(tokens, entries, now)
     this.id = id
     this.key = key
   }
@@ -122,8 +137,15 @@ class ObserverCore implements WantOutcomeSink {
   readonly maxMessageSize: number
   readonly limits: InboundLimits
   readonly ledger: WantLedger
-  readonly stats: Omit<ObserverStats, 'peers' | 'wants'> = {
-    inboundStreams: 0, protocolErrors: 0, unrequested: 0, inboundBytesRefused: 0, inboundStreamsRefused: 0
+  readonly stats: Omit<ObserverStats, 'peers' | 'wants' | 'bufferedBytes'> = {
+    inboundStreams: 0,
+    protocolErrors: 0,
+    unrequested: 0,
+    inboundBytesRefused: 0,
+    inboundStreamsRefused: 0,
+    wantlistRefused: 0,
+    memoryRefused: 0,
+    openRefused: 0
   }
 
   /** Bumped by stop(): observations made before it pass data through untouched */
@@ -160,7 +182,7 @@ class ObserverCore implements WantOutcomeSink {
       if (this.peers.size >= this.maxPeers) {
         this.evictIdle()
       }
-      entry = new PeerEntry(peer, key, this.limits.burstBytes, this.clock.now())
+      entry = new PeerEntry(peer, key, this.limits.burstBytes, this.limits.maxEntries, this.clock.now())
     } else {
       this.peers.delete(key)
     }
@@ -171,7 +193,7 @@ class ObserverCore implements WantOutcomeSink {
   /** Drops the least recent peer without open inbound streams (with none, the bound stretches) */
   private evictIdle (): void {
     for (const entry of this.peers.values()) {
-      if (entry.streams === 0) {
+      if (entry.streams === 0 && entry.buffered === 0) {
         this.forget(entry)
         return
       }
@@ -226,18 +248,38 @@ class ObserverCore implements WantOutcomeSink {
     if (entry.removed || observation.epoch !== this.epoch) {
       return true
     }
+    if (this.sink.blocked?.(entry.id) === true) {
+      // OPEN: nothing more from this peer reaches Bitswap, whatever stream it comes on
+      this.stats.openRefused++
+      observation.failed = true
+      this.release(observation)
+      observation.stream.abort(new CircuitOpenError())
+      return false
+    }
     const now = this.clock.now()
-    if (!this.limits.take(entry, data.byteLength, now)) {
+    const limits = this.limits
+    if (!limits.take(entry, data.byteLength, now)) {
       this.stats.inboundBytesRefused++
-      this.refuse(observation, 'inbound_bytes', new InboundLimitError(`over ${this.limits.bytesPerSecond} inbound Bitswap bytes per second`))
+      this.refuse(observation, 'inbound_bytes', new InboundLimitError(`over ${limits.bytesPerSecond} inbound Bitswap bytes per second`))
       return false
     }
     const decoder = observation.decoder ??= new FrameDecoder({ maxMessageSize: this.maxMessageSize })
     let error: Error | undefined
+    let reason: AbuseReason = 'protocol_error'
     this.unrequestedItems = 0
     try {
       decoder.push(data)
       for (let frame = decoder.next(); frame !== undefined; frame = decoder.next()) {
+        // counted before anything reads the entries, so a huge wantlist costs at most the limit
+        const entries = countWantlistEntries(frame, limits.maxEntries)
+        if (entries > limits.maxEntries || lastPresenceCount() > limits.maxEntries) {
+          reason = 'wantlist_budget'
+          throw new InboundLimitError(`a Bitswap message with more than ${limits.maxEntries} wantlist entries or presences`)
+        }
+        if (!limits.takeEntries(entry, entries, now)) {
+          reason = 'wantlist_budget'
+          throw new InboundLimitError(`over ${limits.entriesPerSecond} wantlist entries per second`)
+        }
         this.ledger.receivedMessage(entry.key, frame, now)
       }
     } catch (err) {
@@ -251,17 +293,86 @@ class ObserverCore implements WantOutcomeSink {
     }
     this.arm()
     if (error !== undefined) {
-      this.stats.protocolErrors++
-      this.refuse(observation, 'protocol_error', error)
+      if (reason === 'wantlist_budget') {
+        this.stats.wantlistRefused++
+      } else {
+        this.stats.protocolErrors++
+      }
+      this.refuse(observation, reason, error)
       return false
     }
+    if (!this.hold(observation, decoder.bufferedBytes)) {
+      return !observation.failed
+    }
     return true
+  }
+
+  /**
+   * Counts the stream's partial frame (`bytes`) in its peer's share of the shared budget; when the
+   * total no longer fits, the peer holding the most loses its partial frames until it does. False
+   * when that happened (the stream may be among those aborted).
+   */
+  private hold (observation: InboundObservation, bytes: number): boolean {
+    const entry = observation.entry
+    const delta = bytes - observation.held
+    if (delta === 0) {
+      return true
+    }
+    observation.held = bytes
+    if (bytes > 0) {
+      (entry.partial ??= new Set()).add(observation)
+    } else {
+      entry.partial?.delete(observation)
+    }
+    if (this.limits.hold(entry, delta)) {
+      return true
+    }
+    while (!this.limits.withinBuffered) {
+      let largest: PeerEntry | undefined
+      for (const peer of this.peers.values()) {
+        if (peer.buffered > (largest?.buffered ?? 0)) {
+          largest = peer
+        }
+      }
+      if (largest === undefined) {
+        break
+      }
+      this.evictPartial(largest)
+    }
+    return false
+  }
+
+  /** Aborts every stream of `entry` holding a partial frame and reports it, once */
+  private evictPartial (entry: PeerEntry): void {
+    const err = new InboundLimitError(`holding the most of ${this.limits.maxBuffered} bytes of partial Bitswap frames`)
+    const streams = entry.partial === undefined ? [] : [...entry.partial]
+    for (const observation of streams) {
+      this.stats.memoryRefused++
+      observation.failed = true
+      this.release(observation)
+      observation.stream.abort(err)
+    }
+    if (entry.buffered > 0) {
+      // records whose streams are gone (nothing should be left): forget the bytes
+      this.limits.hold(entry, -entry.buffered)
+    }
+    this.report(entry, 'inbound_memory', err)
+  }
+
+  /** Drops the stream's partial frame and its share of the budget */
+  release (observation: InboundObservation): void {
+    observation.decoder?.reset()
+    if (observation.held !== 0 && observation.epoch === this.epoch) {
+      this.limits.hold(observation.entry, -observation.held)
+      observation.held = 0
+    }
+    observation.entry.partial?.delete(observation)
   }
 
   /** Aborts the stream (the handler would drop it anyway) and reports the peer */
   private refuse (observation: InboundObservation, reason: AbuseReason, err: Error): void {
     observation.failed = true
-    observation.decoder?.reset()
+    this.release(observation)
     observation.stream.abort(err)
     this.report(observation.entry, reason, err)
   }
@@ -329,6 +440,7 @@ class ObserverCore implements WantOutcomeSink {
       entry.removed = true
     }
     this.peers.clear()
+    this.limits.buffered = 0
     this.ledger.clear()
   }
 }
@@ -361,6 +473,8 @@ class InboundObservation {
   readonly entry: PeerEntry
   readonly epoch: number
   decoder: FrameDecoder | undefined
+  /** Bytes of its partial frame counted in the shared budget */
+  held = 0
   /** We aborted the stream: nothing more is delivered */
   failed = false
   /** Counted in the peer's open streams */
@@ -455,6 +569,7 @@ class InboundObservation {
     this.open = false
     this.entry.streams--
     this.core.stats.inboundStreams--
+    this.core.release(this)
     this.decoder = undefined
     this.lastEvent = undefined
     this.core.inboundClosed(this.entry)
@@ -621,7 +736,7 @@ export class BitswapObserver {
   /** Counters and sizes, for status and metrics */
   get stats (): ObserverStats {
     const core = this.core
-    return { ...core.stats, peers: core.peers.size, wants: core.ledger.size }
+    return { ...core.stats, peers: core.peers.size, wants: core.ledger.size, bufferedBytes: core.limits.buffered }
   }
 
   /**

@@ -422,9 +422,19 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   abuse (peer: PeerId, reason: AbuseReason, err?: Error): void {
     this.metrics.rejection('inbound', ABUSE_LABELS[reason])
     this.log('%p broke the rules: %s', peer, reason)
-    if (!this.allowed(peer)) {
-      this.protection.observe(peer, Outcome.FAILURE, 0, err ?? new InboundLimitError(reason))
+    if (this.allowed(peer)) {
+      return
     }
+    this.protection.observe(peer, Outcome.FAILURE, 0, err ?? new InboundLimitError(reason))
+    if (PUNISHED.has(reason)) {
+      // a flood is no detector's guess: open it whatever the population guard says
+      this.protection.punish(peer, `abuse: ${reason}`)
+    }
+  }
+
+  /** An OPEN peer's admitted streams are aborted on their next chunk (see observer.ts) */
+  blocked (peer: PeerId): boolean {
+    return this.protection.circuitState(peer) === CircuitState.OPEN && !this.allowed(peer)
   }
 
   // -- circuit transitions --
@@ -529,8 +539,13 @@ const ABUSE_LABELS: Record<AbuseReason, RejectionReason> = {
   protocol_error: 'protocol_error',
   unrequested: 'unrequested',
   inbound_streams: 'stream_limit',
-  inbound_bytes: 'byte_limit'
+  inbound_bytes: 'byte_limit',
+  wantlist_budget: 'wantlist_limit',
+  inbound_memory: 'memory_limit'
 }
+
+/** Abuse that opens the circuit at once: each costs us work or memory a useful peer never asks for */
+const PUNISHED: ReadonlySet<AbuseReason> = new Set<AbuseReason>(['inbound_bytes', 'wantlist_budget', 'inbound_memory'])
 
 /** The engine keeps peers as they were first given: a string after a restore from a snapshot */
 function toPeerId (peer: PeerLike): PeerId | undefined {

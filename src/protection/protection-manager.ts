@@ -144,6 +144,8 @@ export class BitswapProtectionManager {
   /** The slot being settled, for the auto-tuned trip rule (the core's `readyToTrip` gets no slot) */
   private settlingSlot = -1
   private settlingAt = 0
+  /** The slot `punish` is tripping: the population guard is not asked */
+  private punishing = -1
 
   constructor (config: ProtectionConfigInit = {}, options: ProtectionManagerOptions = {}) {
     // validate every part up front, so an error names the field by its full path
@@ -176,7 +178,7 @@ export class BitswapProtectionManager {
     this.onTransition = this.transitions.listen
 
     const core = this.circuitBreaker.core
-    core.canTrip = (slot) => this.populationGuard.canTrip(slot, this.clock.now())
+    core.canTrip = (slot) => slot === this.punishing || this.populationGuard.canTrip(slot, this.clock.now())
     this.disposables.push(
       core.onTransition(this.populationGuard.recordTransition),
       core.onTransition((slot, from, to, reason, now) => {
@@ -373,6 +375,28 @@ export class BitswapProtectionManager {
   /** Forces a peer's circuit OPEN now (it then follows the normal OPEN → HALF_OPEN path) */
   trip (peer: PeerLike, reason: string = TransitionReason.TRIP): boolean {
     return this.circuitBreaker.tripPeer(peer, reason)
+  }
+
+  /**
+   * Trips a peer that abused us (a flood, a memory or wantlist budget broken) whatever the
+   * population guard says: its cap protects useful peers from a detector gone wrong, and local
+   * suspicion protects peers from our own outage; neither is in doubt when a peer floods us.
+   */
+  punish (peer: PeerLike, reason: string): boolean {
+    if (this.closed) {
+      return false
+    }
+    const now = this.clock.now()
+    const slot = this.registry.slot(peer, now)
+    if (slot === -1) {
+      return false
+    }
+    this.punishing = slot
+    try {
+      return this.circuitBreaker.core.trip(slot, now, reason)
+    } finally {
+      this.punishing = -1
+    }
   }
 
   /** Holds a peer's circuit OPEN until `release` (ref-counted; not a trip, no backoff) */
