@@ -43,6 +43,7 @@ import type { LocalSuspicionChange } from './protection/population-guard.ts'
 import type { BitswapObserverInit } from './libp2p/observer.ts'
 import type { CircuitState, HealthStatus } from './states.ts'
 import type { OpenStreamGuardInit } from './libp2p/open-stream-guard.ts'
+import type { EventLoopLag } from './libp2p/deadline-scheduler.ts'
 import type { ComponentLogger, ConnectionGater, Libp2pEvents, Metrics, PeerId, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
@@ -78,6 +79,7 @@ export type { BitswapObserverInit } from './libp2p/observer.ts'
 export { METRIC_PREFIX } from './libp2p/metrics.ts'
 export { DEFAULT_BITSWAP_PROTOCOLS } from './libp2p/constants.ts'
 export type { OpenStreamGuardInit } from './libp2p/open-stream-guard.ts'
+export type { EventLoopLag } from './libp2p/deadline-scheduler.ts'
 
 /** What `circuit:*` events carry */
 export interface CircuitEventDetail {
@@ -227,6 +229,11 @@ export interface StreamCounts {
 /** The engine's overall status plus what only the service knows */
 export interface ServiceStatus extends OverallStatus {
   streams: StreamCounts
+  /**
+   * Stalls of our own event loop, as the deadline timer measured them. Pending deadlines were
+   * pushed back by each, so no peer was judged on time we could not read its answers in.
+   */
+  eventLoop: EventLoopLag
   /** Whether the libp2p <= 3.3.11 middleware workaround had to be applied */
   upstreamMiddlewareWorkaround: 'applied' | 'not-needed' | 'not-started'
 }

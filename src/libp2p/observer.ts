@@ -135,6 +135,7 @@ type ListenerOptions = boolean | AddEventListenerOptions
 
 /** The observer's state, reached by the stream observations; not exported, so its methods stay internal */
 class ObserverCore implements WantOutcomeSink {
+  /** Unused for timing: every time here is the scheduler's `now()`, which stops while we are blocked */
   readonly clock: Clock
   readonly maxMessageSize: number
   readonly limits: InboundLimits
@@ -184,7 +185,7 @@ class ObserverCore implements WantOutcomeSink {
       if (this.peers.size >= this.maxPeers) {
         this.evictIdle()
       }
-      entry = new PeerEntry(peer, key, this.limits.burstBytes, this.limits.maxEntries, this.clock.now())
+      entry = new PeerEntry(peer, key, this.limits.burstBytes, this.limits.maxEntries, this.scheduler.now())
     } else {
       this.peers.delete(key)
     }
@@ -210,7 +211,7 @@ class ObserverCore implements WantOutcomeSink {
 
   /** After an inbound stream of `entry` closed: drop the record if it holds nothing */
   inboundClosed (entry: PeerEntry): void {
-    if (entry.removed || entry.streams > 0 || !this.limits.idle(entry, this.clock.now())) {
+    if (entry.removed || entry.streams > 0 || !this.limits.idle(entry, this.scheduler.now())) {
       return
     }
     const key = entry.key
@@ -230,7 +231,7 @@ class ObserverCore implements WantOutcomeSink {
       return
     }
     const decoder = observation.decoder ??= new FrameDecoder({ maxMessageSize: Infinity })
-    const now = this.clock.now()
+    const now = this.scheduler.now()
     try {
       decoder.push(data)
       for (let frame = decoder.next(); frame !== undefined; frame = decoder.next()) {
@@ -258,7 +259,7 @@ class ObserverCore implements WantOutcomeSink {
       observation.stream.abort(new CircuitOpenError())
       return false
     }
-    const now = this.clock.now()
+    const now = this.scheduler.now()
     const limits = this.limits
     if (!limits.take(entry, data.byteLength, now)) {
       this.stats.inboundBytesRefused++
@@ -421,13 +422,13 @@ class ObserverCore implements WantOutcomeSink {
       this.scheduler.cancel(this.timer)
     }
     this.timerAt = next
-    this.timer = this.scheduler.schedule(next, this.onDeadline)
+    this.timer = this.scheduler.schedule(this.scheduler.toClock(next), this.onDeadline)
   }
 
   private expire (): void {
     this.timer = 0
     this.timerAt = Infinity
-    this.ledger.expire(this.clock.now())
+    this.ledger.expire(this.scheduler.now())
     this.arm()
   }
 

@@ -272,6 +272,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     return {
       ...this.protection.getOverallStatus(),
       streams: { ...this.streams },
+      eventLoop: { ...this.scheduler.lag },
       upstreamMiddlewareWorkaround: this.upstreamWorkaround
     }
   }

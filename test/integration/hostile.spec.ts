@@ -129,6 +129,23 @@ describe('hostile peers on real Helia nodes (TCP loopback)', function () {
     }
   })
 
+  it('5b. our own stalls are not the peers\' failures: a blocked event loop opens no healthy provider', async () => {
+    const scene = await createScene(net, { attackers: 0, blocks: 120 })
+    const fetching = scene.fetch()
+    for (let i = 0; i < 3; i++) {
+      await new Promise(resolve => setTimeout(resolve, 150))
+      // what a 100 000-entry wantlist did to Helia: 1.2 s of our event loop gone at once
+      const until = Date.now() + 1200
+      while (Date.now() < until) { /* blocked */ }
+    }
+    const result = await fetching
+    const lag = scene.service.getOverallStatus().eventLoop
+    console.log(`      stalls seen ${lag.stalls}, longest ${lag.maxStallMs.toFixed(0)} ms`)
+    assertHealthy(scene, result)
+    assert.ok(lag.stalls >= 3 && lag.maxStallMs >= 1000, JSON.stringify(lag))
+    assert.equal(scene.service.getPeerStatus(scene.healthy.peerId).counts.totalFailures, 0)
+  })
+
   it('6. partial frames count against one memory budget for all peers: RSS grows by at most the budget + 32 MiB', async () => {
     const budget = 16 * MiB
     const scene = await createScene(net, { attackers: 2, init: { observe: { maxInboundBufferedBytes: budget } } })
