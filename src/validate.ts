@@ -104,24 +104,24 @@ export function optionalOneOf<T extends string> (path: string, value: unknown, a
 }
 
 /**
- * An optional list of non-empty strings (a string is not a list of its characters). `map` turns
- * each accepted item into a string (e.g. a PeerId); it may throw to refuse an item.
+ * An optional list of strings (a string is not a list of its characters). `each` says what an item
+ * must be; `map` turns an accepted item into its string (e.g. a PeerId) or returns undefined to
+ * refuse it. By default an item must be a non-empty string.
  */
-export function optionalStrings (path: string, value: unknown, fallback: readonly string[], options: { nonEmpty?: boolean, item?: string, map?: (item: unknown) => string | undefined } = {}): string[] {
+export function optionalStrings (path: string, value: unknown, fallback: readonly string[], options: { nonEmpty?: boolean, each?: string, map?: (item: unknown) => string | undefined } = {}): string[] {
   if (value === undefined) {
     return [...fallback]
   }
-  const item = options.item ?? 'non-empty strings'
-  const allowed = `${options.nonEmpty === true ? 'a non-empty' : 'an'} array of ${item}`
+  const each = options.each ?? 'a non-empty string'
   if (!Array.isArray(value) || (options.nonEmpty === true && value.length === 0)) {
-    throw new InvalidConfigError(`${path} must be ${allowed}, got ${describe(value)}`)
+    throw new InvalidConfigError(`${path} must be ${options.nonEmpty === true ? 'a non-empty' : 'an'} array, each item ${each}, got ${describe(value)}`)
   }
   const out: string[] = []
   for (let i = 0; i < value.length; i++) {
     const v: unknown = value[i]
     const s = options.map != null ? options.map(v) : (typeof v === 'string' && v.length > 0 ? v : undefined)
     if (s === undefined) {
-      throw new InvalidConfigError(`${path}[${i}] must be one of ${item}, got ${describe(v)}`)
+      throw new InvalidConfigError(`${path}[${i}] must be ${each}, got ${describe(v)}`)
     }
     out.push(s)
   }
