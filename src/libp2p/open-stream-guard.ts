@@ -1,7 +1,7 @@
 import { AbortError, isPeerId } from '@libp2p/interface'
 import { ClosedError, InvalidConfigError, OpenStreamDeadlineError } from '../errors.ts'
 import { Outcome } from '../states.ts'
-import { checkNumber } from '../validate.ts'
+import { resolveOpenStreamConfig } from './config.ts'
 import { DEFAULT_BITSWAP_PROTOCOLS } from './constants.ts'
 import { DeadlineScheduler } from './deadline-scheduler.ts'
 import { patchMethod } from './patch.ts'
@@ -113,9 +113,10 @@ export interface OpenStreamGuardInit {
   minSamples?: number
 
   /**
-   * How many recent open times are kept per connected peer (the median is taken over them)
+   * How many recent open times are kept per connected peer (the median is taken over them); at
+   * least `minSamples`
    *
-   * @default 8
+   * @default max(8, minSamples)
    */
   sampleWindow?: number
 
@@ -128,9 +129,9 @@ export interface OpenStreamGuardInit {
   minDeadline?: number
 
   /**
-   * Upper clamp (ms)
+   * Upper clamp (ms); at least `minDeadline`
    *
-   * @default 2000
+   * @default max(2000, minDeadline)
    */
   maxDeadline?: number
 
@@ -264,15 +265,16 @@ export class OpenStreamGuard {
       throw new InvalidConfigError('openStream.protocols must be a non-empty array of protocol ids')
     }
     this.protocols = new Set(protocols)
-    this.neutral = new Set(init.neutralErrors ?? DEFAULT_NEUTRAL_OPEN_ERRORS)
-    this.coldDeadline = checkNumber('openStream.coldDeadline', init.coldDeadline ?? 1000, 0, Infinity, { minExclusive: true })
-    this.coldMultiplier = checkNumber('openStream.coldMultiplier', init.coldMultiplier ?? 4, 0, Infinity, { minExclusive: true })
-    this.sampleMultiplier = checkNumber('openStream.sampleMultiplier', init.sampleMultiplier ?? 4, 0, Infinity, { minExclusive: true })
-    this.window = checkNumber('openStream.sampleWindow', init.sampleWindow ?? 8, 1, 1024, { integer: true })
-    this.minSamples = checkNumber('openStream.minSamples', init.minSamples ?? 3, 1, this.window, { integer: true })
-    this.minDeadline = checkNumber('openStream.minDeadline', init.minDeadline ?? 250, 0, Infinity, { minExclusive: true })
-    this.maxDeadline = checkNumber('openStream.maxDeadline', init.maxDeadline ?? 2000, this.minDeadline, Infinity)
-    this.unconnectedFloor = checkNumber('openStream.unconnectedFloor', init.unconnectedFloor ?? 2000, 0, Infinity)
+    const config = resolveOpenStreamConfig(init)
+    this.neutral = new Set(config.neutralErrors ?? DEFAULT_NEUTRAL_OPEN_ERRORS)
+    this.coldDeadline = config.coldDeadline
+    this.coldMultiplier = config.coldMultiplier
+    this.sampleMultiplier = config.sampleMultiplier
+    this.window = config.sampleWindow
+    this.minSamples = config.minSamples
+    this.minDeadline = config.minDeadline
+    this.maxDeadline = config.maxDeadline
+    this.unconnectedFloor = config.unconnectedFloor
     this.ownsScheduler = init.scheduler == null
     this.scheduler = init.scheduler ?? new DeadlineScheduler({ clock: init.clock })
     // deadlines are absolute times in the scheduler's time base
