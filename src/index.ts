@@ -44,6 +44,7 @@ import type { BitswapObserverInit } from './libp2p/observer.ts'
 import type { CircuitState, HealthStatus } from './states.ts'
 import type { OpenStreamGuardInit } from './libp2p/open-stream-guard.ts'
 import type { EventLoopLag } from './libp2p/deadline-scheduler.ts'
+import type { ObserverStats } from './libp2p/observer.ts'
 import type { ComponentLogger, ConnectionGater, Libp2pEvents, Metrics, PeerId, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
@@ -80,6 +81,7 @@ export { METRIC_PREFIX } from './libp2p/metrics.ts'
 export { DEFAULT_BITSWAP_PROTOCOLS } from './libp2p/constants.ts'
 export type { OpenStreamGuardInit } from './libp2p/open-stream-guard.ts'
 export type { EventLoopLag } from './libp2p/deadline-scheduler.ts'
+export type { ObserverStats } from './libp2p/observer.ts'
 
 /** What `circuit:*` events carry */
 export interface CircuitEventDetail {
@@ -234,6 +236,8 @@ export interface ServiceStatus extends OverallStatus {
    * pushed back by each, so no peer was judged on time we could not read its answers in.
    */
   eventLoop: EventLoopLag
+  /** Message observation and the inbound limits: counters, and bytes of partial frames held now (absent with `observeMessages: false`) */
+  observer: ObserverStats | undefined
   /** Whether the libp2p <= 3.3.11 middleware workaround had to be applied */
   upstreamMiddlewareWorkaround: 'applied' | 'not-needed' | 'not-started'
 }

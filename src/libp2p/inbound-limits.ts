@@ -30,6 +30,13 @@ export const DEFAULT_MAX_INBOUND_BYTES_PER_SECOND = 64 * 1024 * 1024
 export const DEFAULT_MAX_INBOUND_BUFFERED_BYTES = 64 * 1024 * 1024
 
 /**
+ * No one peer may hold more than this share of that budget (16 MiB at the default, four of helia's
+ * largest messages half-received at once): a single identity pinning frames just under the shared
+ * limit would otherwise sit there until helia's 10 s receive timeout
+ */
+export const PEER_SHARE_OF_BUFFERED = 0.25
+
+/**
  * Wantlist entries one message may carry, and the size of a peer's entry budget: boxo's server
  * keeps at most 1024 entries per peer (`MaxQueuedWantlistEntriesPerPeer`), helia's
  * `DEFAULT_MAX_WANTLIST_SIZE` is 1024, and both spend work on every entry before truncating.
@@ -67,7 +74,8 @@ export interface InboundLimitsInit {
 
   /**
    * Bytes of partly received frames held for all peers together. Past it, the peer holding the most
-   * has its streams with partial frames aborted and its circuit opened, until the total fits again.
+   * has its streams with partial frames aborted and its circuit opened, until the total fits again;
+   * a peer holding more than a quarter of it on its own goes the same way.
    *
    * @default 67108864 (64 MiB)
    */
@@ -113,6 +121,7 @@ export class InboundLimits {
   readonly bytesPerSecond: number
   readonly burstBytes: number
   readonly maxBuffered: number
+  readonly maxBufferedPerPeer: number
   readonly maxEntries: number
   readonly entriesPerSecond: number
   /** Bytes of partial frames held across all peers now */
@@ -123,6 +132,7 @@ export class InboundLimits {
     this.bytesPerSecond = checkNumber('maxInboundBytesPerSecond', init.maxInboundBytesPerSecond ?? DEFAULT_MAX_INBOUND_BYTES_PER_SECOND, 0, Infinity, { minExclusive: true })
     this.burstBytes = checkNumber('maxInboundBurstBytes', init.maxInboundBurstBytes ?? this.bytesPerSecond, 1, Infinity)
     this.maxBuffered = checkNumber('maxInboundBufferedBytes', init.maxInboundBufferedBytes ?? DEFAULT_MAX_INBOUND_BUFFERED_BYTES, 1, Infinity)
+    this.maxBufferedPerPeer = this.maxBuffered * PEER_SHARE_OF_BUFFERED
     this.maxEntries = checkNumber('maxWantlistEntries', init.maxWantlistEntries ?? DEFAULT_MAX_WANTLIST_ENTRIES, 1, Infinity, { integer: true })
     this.entriesPerSecond = checkNumber('maxWantlistEntriesPerSecond', init.maxWantlistEntriesPerSecond ?? DEFAULT_MAX_WANTLIST_ENTRIES_PER_SECOND, 0, Infinity, { minExclusive: true })
   }
@@ -165,11 +175,11 @@ export class InboundLimits {
     return true
   }
 
-  /** The peer now holds `delta` more (or fewer) bytes of partial frames; true while the total fits */
+  /** The peer now holds `delta` more (or fewer) bytes of partial frames; true while its share and the total fit */
   hold (usage: InboundUsage, delta: number): boolean {
     usage.buffered += delta
     this.buffered += delta
-    return this.buffered <= this.maxBuffered
+    return this.buffered <= this.maxBuffered && usage.buffered <= this.maxBufferedPerPeer
   }
 
   /** Whether the partial frames of every peer together fit the shared budget */

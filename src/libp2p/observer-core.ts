@@ -235,6 +235,9 @@ export class ObserverCore implements WantOutcomeSink {
     if (this.limits.hold(entry, delta)) {
       return true
     }
+    if (entry.buffered > this.limits.maxBufferedPerPeer) {
+      this.evictPartial(entry)
+    }
     while (!this.limits.withinBuffered) {
       let largest: PeerEntry | undefined
       for (const peer of this.peers.values()) {

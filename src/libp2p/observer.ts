@@ -143,7 +143,7 @@ export class BitswapObserver {
     return this.core.peers.get(peer.toString())?.streams ?? 0
   }
 
-  /** Counters and sizes, for status and metrics */
+  /** Counters and sizes, for status and metrics (`bufferedBytes` across peers, as the shared budget counts it) */
   get stats (): ObserverStats {
     const core = this.core
     return { ...core.stats, peers: core.peers.size, wants: core.ledger.size, bufferedBytes: core.limits.buffered }

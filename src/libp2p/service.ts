@@ -275,6 +275,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       ...this.protection.getOverallStatus(),
       streams: { ...this.streams },
       eventLoop: { ...this.scheduler.lag },
+      observer: this.observer?.stats,
       upstreamMiddlewareWorkaround: this.upstreamWorkaround
     }
   }
