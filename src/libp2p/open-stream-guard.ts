@@ -1,9 +1,11 @@
 import { AbortError, isPeerId } from '@libp2p/interface'
+import { Rejection } from '../breaker/permit.ts'
 import { ClosedError, InvalidConfigError, OpenStreamDeadlineError } from '../errors.ts'
 import { Outcome } from '../states.ts'
 import { checkNumber } from '../validate.ts'
 import { DEFAULT_BITSWAP_PROTOCOLS } from './constants.ts'
 import { DeadlineScheduler } from './deadline-scheduler.ts'
+import type { Permit } from '../breaker/permit.ts'
 import type { Clock } from '../clock.ts'
 import type { ComponentLogger, Connection, DialTarget, Libp2pEvents, Logger, NewStreamOptions, PeerId, Stream, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager, OpenConnectionOptions } from '@libp2p/interface-internal'
@@ -36,15 +38,15 @@ import type { ConnectionManager, OpenConnectionOptions } from '@libp2p/interface
  *   `DialDeniedError`).
  */
 
-export interface OpenStreamGate {
-  /** token > 0: admitted; 0 (UNTRACKED): let it through, still timed; < 0: rejected (REJECT_*) */
-  admit(peer: PeerId): number
-  /** The error to throw for a rejection code */
-  rejection(code: number): Error
+export interface OpenStreamGate<T = Permit> {
+  /** A permit (an untracked one still lets the open through, timed) or a rejection */
+  admit(peer: PeerId): T | Rejection
+  /** The error to throw for a rejection */
+  rejection(rejection: Rejection): Error
   /** The open succeeded; the gate tracks the stream's life from here */
-  opened(token: number, peer: PeerId, stream: Stream, openMs: number): void
+  opened(token: T, peer: PeerId, stream: Stream, openMs: number): void
   /** The open failed or was aborted */
-  failed(token: number, peer: PeerId, outcome: Outcome, openMs: number, err: Error): void
+  failed(token: T, peer: PeerId, outcome: Outcome, openMs: number, err: Error): void
 }
 
 export interface OpenStreamGuardComponents {
@@ -216,7 +218,7 @@ class PendingOpen {
     readonly peer: PeerId,
     readonly key: string,
     readonly peerState: PeerState,
-    readonly token: number,
+    readonly token: unknown,
     readonly start: number,
     readonly deadline: number,
     readonly connected: boolean,
@@ -235,9 +237,9 @@ function expireOpen (open: PendingOpen): void {
   open.settler.abortOpen(open, new OpenStreamDeadlineError(`opening a stream to ${open.key} took longer than ${open.deadline} ms`), Outcome.FAILURE)
 }
 
-export class OpenStreamGuard {
+export class OpenStreamGuard<T = Permit> {
   private readonly components: OpenStreamGuardComponents
-  private readonly gate: OpenStreamGate
+  private readonly gate: OpenStreamGate<T>
   private readonly log: Logger
   private readonly protocols: Set<string>
   private readonly neutral: Set<string>
@@ -260,7 +262,7 @@ export class OpenStreamGuard {
   private readonly settler: OpenSettler
   private installation: Installation | undefined
 
-  constructor (components: OpenStreamGuardComponents, gate: OpenStreamGate, init: OpenStreamGuardInit = {}) {
+  constructor (components: OpenStreamGuardComponents, gate: OpenStreamGate<T>, init: OpenStreamGuardInit = {}) {
     this.components = components
     this.gate = gate
     this.log = components.logger.forComponent('libp2p:bitswap-circuit-breaker:open-stream-guard')
@@ -420,7 +422,7 @@ export class OpenStreamGuard {
       return Promise.reject(callerSignal.reason)
     }
     const token = this.gate.admit(peer)
-    if (token < 0) {
+    if (token instanceof Rejection) {
       return Promise.reject(this.gate.rejection(token))
     }
 
@@ -481,7 +483,7 @@ export class OpenStreamGuard {
     }
     this.release(open)
     try {
-      this.gate.opened(open.token, open.peer, stream, openMs)
+      this.gate.opened(open.token as T, open.peer, stream, openMs)
     } catch (err) {
       this.log.error('gate.opened threw - %e', err)
     }
@@ -534,7 +536,7 @@ export class OpenStreamGuard {
 
   private report (open: PendingOpen, outcome: Outcome, openMs: number, err: Error): void {
     try {
-      this.gate.failed(open.token, open.peer, outcome, openMs, err)
+      this.gate.failed(open.token as T, open.peer, outcome, openMs, err)
     } catch (e) {
       this.log.error('gate.failed threw - %e', e)
     }
