@@ -3,61 +3,17 @@ import { closedState } from '../peers/peer-record.ts'
 import { CircuitState, Outcome } from '../states.ts'
 import { decayedLevel, maxBackoffLevel, openDuration } from './backoff.ts'
 import { Permit, REJECTED_HALF_OPEN_FULL, REJECTED_OPEN } from './permit.ts'
+import { TransitionQueue, TransitionReason, readyToTripPolicy } from './transition.ts'
 import type { Counts, ResolvedCircuitBreakerConfig } from './config.ts'
 import type { Admission, PermitOwner, Rejection } from './permit.ts'
+import type { TransitionListener, TripPolicy } from './transition.ts'
 import type { Clock, RandomSource } from '../clock.ts'
 import type { Disposable } from '../event.ts'
 import type { BreakerState, PeerRecord } from '../peers/peer-record.ts'
 import type { RecordKeeper } from '../peers/peer-table.ts'
 
-/** Why a circuit changed state */
-export const TransitionReason = {
-  /** The trip rule fired after a failure while CLOSED */
-  FAILURES: 'failures',
-  /** The open duration elapsed: probes may go through */
-  TIMEOUT: 'timeout',
-  /** A HALF_OPEN probe failed */
-  PROBE_FAILURE: 'probe-failure',
-  /** `maxRequests` consecutive HALF_OPEN probes succeeded */
-  PROBES_SUCCEEDED: 'probes-succeeded',
-  /** A HALF_OPEN probe stayed unsettled longer than `maxHalfOpenDwell` */
-  HALF_OPEN_DWELL: 'half-open-dwell',
-  /** Forced open by `trip()` */
-  TRIP: 'trip',
-  /** Held open by `isolate()` */
-  ISOLATE: 'isolate',
-  /** The last isolation was released */
-  RELEASE: 'release',
-  /** Cleared by the user */
-  RESET: 'reset',
-  /** Put back from a snapshot */
-  RESTORED: 'restored',
-  /** The health monitor found the peer UNHEALTHY */
-  UNHEALTHY: 'health: unhealthy',
-  /** Success-rate outlier detection picked the peer */
-  OUTLIER: 'outlier',
-  /** The recovery ramp failed on consecutive failures */
-  RECOVERY_FAILED: 'recovery failed: failures',
-  /** An outbound open missed its deadline before the peer ever completed one (blackholing) */
-  OPEN_DEADLINE: 'open deadline missed before any open'
-} as const
-export type TransitionReason = typeof TransitionReason[keyof typeof TransitionReason]
-
-/**
- * Called after a circuit changed state, once the record is consistent; `cause` is the error that
- * caused a trip, when there was one.
- */
-export type TransitionListener = (record: PeerRecord, from: CircuitState, to: CircuitState, reason: TransitionReason, now: number, cause?: unknown) => void
-
-/** The trip rule, as cockatiel's `IBreaker`: asked after each failure while CLOSED, with the peer's record */
-export interface TripPolicy {
-  shouldTrip(counts: Readonly<Counts>, record: PeerRecord, now: number): boolean
-}
-
-/** A policy from the user's `readyToTrip(counts)`, which gets a copy of the counts */
-export function readyToTripPolicy (readyToTrip: (counts: Counts) => boolean): TripPolicy {
-  return { shouldTrip: (counts) => Boolean(readyToTrip({ ...counts })) }
-}
+export { TransitionReason, readyToTripPolicy } from './transition.ts'
+export type { TransitionListener, TripPolicy } from './transition.ts'
 
 export interface BreakerCoreInit {
   config: ResolvedCircuitBreakerConfig
@@ -71,16 +27,6 @@ export interface BreakerCoreInit {
   canTrip?: (record: PeerRecord, now: number) => boolean
   /** @default the config's `readyToTrip` */
   policy?: TripPolicy
-}
-
-interface PendingTransition {
-  record: PeerRecord
-  from: CircuitState
-  to: CircuitState
-  reason: TransitionReason
-  now: number
-  cause: unknown
-  name: string
 }
 
 const STATE_NAMES = { closed: CircuitState.CLOSED, open: CircuitState.OPEN, 'half-open': CircuitState.HALF_OPEN } as const
@@ -100,9 +46,7 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
   private readonly random: RandomSource
   private readonly nameOf: ((record: PeerRecord) => string) | undefined
   private readonly maxLevel: number
-  private listeners: TransitionListener[] = []
-  private readonly pending: PendingTransition[] = []
-  private flushing = false
+  private readonly transitions: TransitionQueue
 
   constructor (init: BreakerCoreInit) {
     this.config = init.config
@@ -112,16 +56,12 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
     this.canTrip = init.canTrip
     this.policy = init.policy ?? readyToTripPolicy(init.config.readyToTrip)
     this.maxLevel = maxBackoffLevel(init.config)
+    this.transitions = new TransitionQueue(init.config.onStateChange)
   }
 
   /** Subscribes to every state change of every record */
   onTransition (listener: TransitionListener): Disposable {
-    this.listeners = [...this.listeners, listener]
-    return {
-      dispose: () => {
-        this.listeners = this.listeners.filter(l => l !== listener)
-      }
-    }
+    return this.transitions.listen(listener)
   }
 
   /**
@@ -156,9 +96,9 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
    */
   acquire (record: PeerRecord, now: number): Rejection | undefined {
     this.advance(record, now)
-    if (this.pending.length !== 0) {
+    if (!this.transitions.empty) {
       // listeners run before the decision, so it sees anything they changed
-      this.flush()
+      this.transitions.flush()
     }
     const state = record.state
     if (state.kind === 'open') {
@@ -187,8 +127,8 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
    */
   settle (record: PeerRecord, epoch: number, outcome: Outcome, now: number, err?: unknown): void {
     this.advance(record, now)
-    if (this.pending.length !== 0) {
-      this.flush()
+    if (!this.transitions.empty) {
+      this.transitions.flush()
     }
     if (epoch === record.epoch && record.live) {
       if (outcome === Outcome.SUCCESS) {
@@ -199,8 +139,8 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
         this.onNeutral(record)
       }
     }
-    if (this.pending.length !== 0) {
-      this.flush()
+    if (!this.transitions.empty) {
+      this.transitions.flush()
     }
   }
 
@@ -218,7 +158,7 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
       this.setState(record, 'open', now, reason, cause)
     }
     const open = record.state.kind === 'open'
-    this.flush()
+    this.transitions.flush()
     return open
   }
 
@@ -235,7 +175,7 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
         open.isolation = 1
       }
     }
-    this.flush()
+    this.transitions.flush()
   }
 
   /**
@@ -252,7 +192,7 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
     if (state.isolation === 0 && state.until <= now) {
       this.setState(record, 'half-open', now, TransitionReason.RELEASE)
     }
-    this.flush()
+    this.transitions.flush()
   }
 
   /**
@@ -271,7 +211,7 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
     if (open.kind === 'open') {
       open.until = state === CircuitState.OPEN ? openUntil : now
     }
-    this.flush()
+    this.transitions.flush()
   }
 
   /** Makes the record a fresh CLOSED circuit, reporting the change if it was not CLOSED (a user's reset) */
@@ -285,7 +225,7 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
     if (from !== CircuitState.CLOSED) {
       record.since = now
       this.queue(record, from, CircuitState.CLOSED, reason, now, undefined)
-      this.flush()
+      this.transitions.flush()
     }
   }
 
@@ -294,8 +234,8 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
   /** The state at `now` (time-driven changes happen here, and are reported) */
   stateOf (record: PeerRecord, now: number): CircuitState {
     this.advance(record, now)
-    if (this.pending.length !== 0) {
-      this.flush()
+    if (!this.transitions.empty) {
+      this.transitions.flush()
     }
     // read after the listeners ran: one of them may have changed it
     return STATE_NAMES[record.state.kind]
@@ -304,8 +244,8 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
   /** A copy of the counts of the current epoch at `now` (an expired CLOSED window reads as zero) */
   countsOf (record: PeerRecord, now: number): Counts {
     this.advance(record, now)
-    if (this.pending.length !== 0) {
-      this.flush()
+    if (!this.transitions.empty) {
+      this.transitions.flush()
     }
     return countsOf(record.state)
   }
@@ -480,47 +420,9 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
     }
   }
 
-  // -- reporting: queued while the record changes, delivered once it is consistent --
-
   private queue (record: PeerRecord, from: CircuitState, to: CircuitState, reason: TransitionReason, now: number, cause: unknown): void {
     const name = this.config.onStateChange !== undefined && this.nameOf !== undefined ? this.nameOf(record) : ''
-    this.pending.push({ record, from, to, reason, now, cause, name })
-  }
-
-  /**
-   * Delivers queued transitions. A listener that calls back into the core queues more, and they
-   * are delivered by the loop already running, in order.
-   */
-  private flush (): void {
-    if (this.flushing) {
-      return
-    }
-    this.flushing = true
-    const pending = this.pending
-    try {
-      for (let i = 0; i < pending.length; i++) {
-        const t = pending[i]
-        const listeners = this.listeners
-        for (let j = 0; j < listeners.length; j++) {
-          try {
-            listeners[j](t.record, t.from, t.to, t.reason, t.now, t.cause)
-          } catch {
-            // a listener's error is its own; the state is already consistent
-          }
-        }
-        const onStateChange = this.config.onStateChange
-        if (onStateChange !== undefined) {
-          try {
-            onStateChange(t.name, t.from, t.to)
-          } catch {
-            // as above
-          }
-        }
-      }
-    } finally {
-      pending.length = 0
-      this.flushing = false
-    }
+    this.transitions.push(record, from, to, reason, now, cause, name)
   }
 }
 

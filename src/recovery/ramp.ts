@@ -1,3 +1,6 @@
+import { recoveryRate } from './strategies.ts'
+import type { ResolvedRecoveryConfig } from './config.ts'
+
 // phase codes of a ramp
 export const NONE = 0
 export const RECOVERING = 1
@@ -26,4 +29,38 @@ export class RampState {
   failures = 0
   /** Ramp speed multiplier (auto-tuning), fixed when the ramp begins */
   speed = 1
+}
+
+/** The fraction of requests a ramp admits at `now` (after its lazy transitions are applied) */
+export function rampRate (ramp: RampState, config: ResolvedRecoveryConfig, now: number): number {
+  const phase = ramp.phase
+  if (phase === RECOVERING || phase === DEFERRED) {
+    const intervals = phase === RECOVERING ? (now - ramp.startTime) * ramp.speed / config.recoveryInterval : 0
+    return recoveryRate(config.strategy, config.initialRecoveryRate, config.recoveryIncrement, config.maxRecoveryRate, intervals)
+  }
+  if (phase === FAILED || phase === DEFERRED_FAILED) {
+    return 0
+  }
+  return 1
+}
+
+/**
+ * Whether a peer with this ramp may be forgotten: not while recovering, deferred or cooling down.
+ * Pure: a timeout not yet noticed is worked out, not applied. A failed recovery that has cooled
+ * down may be forgotten: the circuit, tripped again on the failure, is what keeps the peer out.
+ */
+export function rampEvictable (ramp: RampState, config: ResolvedRecoveryConfig, now: number): boolean {
+  const phase = ramp.phase
+  if (phase === NONE) {
+    return true
+  }
+  let end = ramp.endTime
+  if (phase === RECOVERING || phase === DEFERRED || phase === DEFERRED_FAILED) {
+    const start = ramp.startTime
+    if (now < start || now - start <= config.maxRecoveryTime) {
+      return false
+    }
+    end = start + config.maxRecoveryTime
+  }
+  return now >= end + config.cooldownPeriod
 }

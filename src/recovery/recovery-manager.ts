@@ -2,98 +2,18 @@ import { systemClock } from '../clock.ts'
 import { EventEmitter } from '../event.ts'
 import { PeerTable } from '../peers/peer-table.ts'
 import { resolveRecoveryConfig } from './config.ts'
-import { CANCELLED, COMPLETED, DEFERRED, DEFERRED_FAILED, FAILED, NONE, RECOVERING, RampState } from './ramp.ts'
-import { recoveryRate } from './strategies.ts'
+import { CANCELLED, COMPLETED, DEFERRED, DEFERRED_FAILED, FAILED, NONE, RECOVERING, RampState, rampEvictable, rampRate } from './ramp.ts'
+import { RecoveryPhase } from './types.ts'
+import type { RecoveryEvent, RecoveryFailedEvent, RecoveryFailureReason, RecoveryManagerOptions, RecoveryState, RecoveryStats } from './types.ts'
 import type { RecoveryConfig, ResolvedRecoveryConfig } from './config.ts'
 import type { Clock } from '../clock.ts'
 import type { Disposable, Listener } from '../event.ts'
 import type { PeerLike } from '../peers/peer-key.ts'
 import type { PeerRecord } from '../peers/peer-record.ts'
 import type { RecordKeeper } from '../peers/peer-table.ts'
-import type { RecoveryStrategy } from '../states.ts'
 
-export interface RecoveryManagerOptions {
-  /** @default the registry's clock, else systemClock */
-  clock?: Clock
-
-  /**
-   * A peer table shared with the other per-peer components (breaker, health). Without one the
-   * manager creates its own, which forgets a finished recovery once idle for twice
-   * `maxRecoveryTime` (the seed's cleanup age); `maxPeers` then applies to it.
-   */
-  registry?: PeerTable
-
-  /** @default 10000 */
-  maxPeers?: number
-
-  /**
-   * Auto-tuning hook: how fast this peer's ramp runs (1 = as configured, 2 = twice as fast),
-   * asked once when its recovery begins so the rate never jumps backwards. Time limits
-   * (`maxRecoveryTime`, the cooldown) stay in real time.
-   *
-   * @default () => 1
-   */
-  rampSpeed?: (record: PeerRecord, at: number) => number
-}
-
-/** Where a peer's recovery stands */
-export const RecoveryPhase = {
-  /** Ramping up: a fraction of requests is admitted */
-  RECOVERING: 'RECOVERING',
-  /** Asked to start during the cooldown; starts when the cooldown ends */
-  DEFERRED: 'DEFERRED',
-  /** Ended after `successThreshold` successes in a row: full traffic */
-  COMPLETED: 'COMPLETED',
-  /** Ended after `failureThreshold` failures in a row or a timeout: no traffic until a new start or `cancel` */
-  FAILED: 'FAILED',
-  /** Stopped by `cancel` (the circuit tripped again and restricts the peer itself): no restriction from recovery */
-  CANCELLED: 'CANCELLED'
-} as const
-export type RecoveryPhase = typeof RecoveryPhase[keyof typeof RecoveryPhase]
-
-/** Why a recovery failed */
-export type RecoveryFailureReason = 'failures' | 'timeout'
-
-/** A copy of one peer's recovery record */
-export interface RecoveryState {
-  peer: PeerLike
-  phase: RecoveryPhase
-  /** True only in the RECOVERING phase */
-  isRecovering: boolean
-  /** When the ramp started, or will start when DEFERRED (clock ms) */
-  recoveryStartTime: number
-  /** When the last recovery ended (completed, failed, cancelled), or 0 if none has */
-  recoveryEndTime: number
-  /** The fraction of requests admitted now */
-  currentRate: number
-  consecutiveSuccesses: number
-  consecutiveFailures: number
-  /** The last start or recorded attempt */
-  lastActivity: number
-  strategy: RecoveryStrategy
-}
-
-export interface RecoveryStats {
-  /** Peers with a recovery record (running, deferred or finished) */
-  totalPeers: number
-  recoveringPeers: number
-  deferredPeers: number
-  /** Recoveries completed since the manager was created */
-  completedRecoveries: number
-  /** Recoveries failed (by failures or timeout) since the manager was created */
-  failedRecoveries: number
-  /** Mean rate over the recovering peers; 0 when none is */
-  averageRecoveryRate: number
-}
-
-export interface RecoveryEvent {
-  peer: PeerLike
-}
-
-export interface RecoveryFailedEvent {
-  peer: PeerLike
-  reason: RecoveryFailureReason
-}
+export { RecoveryPhase } from './types.ts'
+export type { RecoveryEvent, RecoveryFailedEvent, RecoveryFailureReason, RecoveryManagerOptions, RecoveryState, RecoveryStats } from './types.ts'
 
 const PHASE_NAMES: ReadonlyArray<RecoveryPhase | undefined> = [
   undefined,
@@ -462,27 +382,9 @@ export class RecoveryManager implements RecordKeeper {
 
   // -- RecordKeeper --
 
-  /**
-   * A peer may be forgotten unless it is recovering, deferred or cooling down. Pure (the table
-   * asks in the middle of its own updates): a timeout not yet noticed is worked out, not applied.
-   * A peer whose failed recovery has cooled down may be forgotten: its circuit, tripped again on
-   * the failure, is what keeps it out.
-   */
+  /** Not while recovering, deferred or cooling down (see `rampEvictable`) */
   evictable (record: PeerRecord, now: number): boolean {
-    const ramp = record.recovery
-    if (ramp === undefined || ramp.phase === NONE) {
-      return true
-    }
-    const phase = ramp.phase
-    let end = ramp.endTime
-    if (phase === RECOVERING || phase === DEFERRED || phase === DEFERRED_FAILED) {
-      const start = ramp.startTime
-      if (now < start || now - start <= this.config.maxRecoveryTime) {
-        return false
-      }
-      end = start + this.config.maxRecoveryTime
-    }
-    return now >= end + this.config.cooldownPeriod
+    return record.recovery === undefined || rampEvictable(record.recovery, this.config, now)
   }
 
   // -- internals --
@@ -530,15 +432,6 @@ export class RecoveryManager implements RecordKeeper {
 
   /** The rate for the ramp's phase, after `advance` */
   private currentRate (ramp: RampState, now: number): number {
-    const phase = ramp.phase
-    if (phase === RECOVERING || phase === DEFERRED) {
-      const { strategy, initialRecoveryRate, recoveryIncrement, maxRecoveryRate, recoveryInterval } = this.config
-      const intervals = phase === RECOVERING ? (now - ramp.startTime) * ramp.speed / recoveryInterval : 0
-      return recoveryRate(strategy, initialRecoveryRate, recoveryIncrement, maxRecoveryRate, intervals)
-    }
-    if (phase === FAILED || phase === DEFERRED_FAILED) {
-      return 0
-    }
-    return 1
+    return rampRate(ramp, this.config, now)
   }
 }
