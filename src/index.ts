@@ -43,7 +43,7 @@ import type { LocalSuspicionChange } from './protection/population-guard.ts'
 import type { TransitionReason } from './breaker/core.ts'
 import type { BitswapObserverInit } from './libp2p/observer.ts'
 import type { CircuitState, HealthStatus } from './states.ts'
-import type { OpenStreamGuardInit } from './libp2p/open-stream-guard.ts'
+import type { OpenStreamGuardInit } from './libp2p/open-stream-init.ts'
 import type { ComponentLogger, ConnectionGater, Libp2pEvents, Metrics, PeerId, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
@@ -51,15 +51,15 @@ import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 export { CircuitBreaker } from './breaker/circuit-breaker.ts'
 export { BitswapCircuitBreaker } from './breaker/per-peer.ts'
 export { defaultBitswapCircuitBreakerConfig } from './breaker/config.ts'
-export type { CircuitBreakerConfig, Counts } from './breaker/config.ts'
+export type { CircuitBreakerConfig, CircuitBreakerInit, Counts } from './breaker/config.ts'
 export { HealthMonitor } from './health/health-monitor.ts'
 export { defaultHealthMonitorConfig } from './health/config.ts'
-export type { HealthMonitorConfig } from './health/config.ts'
+export type { HealthMonitorConfig, HealthMonitorInit } from './health/config.ts'
 export { RecoveryManager } from './recovery/recovery-manager.ts'
 export { defaultRecoveryConfig } from './recovery/config.ts'
-export type { RecoveryConfig } from './recovery/config.ts'
+export type { RecoveryConfig, RecoveryInit } from './recovery/config.ts'
 export { BitswapProtectionManager, defaultProtectionConfig } from './protection/protection-manager.ts'
-export type { ProtectionConfig, ProtectionConfigInit } from './protection/protection-manager.ts'
+export type { ProtectionConfig, ProtectionConfigInit, ProtectionInit } from './protection/protection-manager.ts'
 // types that appear in the signatures above and below (no runtime surface)
 export type { Clock, RandomSource } from './clock.ts'
 export type { PeerSnapshot, ProtectionSnapshot, PeerStatus, OverallStatus, CircuitStateCounts, TransitionEvent } from './protection/types.ts'
@@ -68,7 +68,7 @@ export type { RecoveryState, RecoveryStats } from './recovery/recovery-manager.t
 export type { LocalSuspicionChange } from './protection/population-guard.ts'
 export type { TransitionReason } from './breaker/core.ts'
 export type { BitswapObserverInit } from './libp2p/observer.ts'
-export type { OpenStreamGuardInit } from './libp2p/open-stream-guard.ts'
+export type { OpenStreamGuardInit } from './libp2p/open-stream-init.ts'
 
 // errors and state enums
 export {
@@ -81,8 +81,7 @@ export {
   ClosedError,
   ResponseDeadlineError
 } from './errors.ts'
-export { FrameTooLargeError, InvalidFrameError, InvalidMessageError } from './bitswap/errors.ts'
-export { WantDeadlineError } from './libp2p/observer.ts'
+export { FrameTooLargeError, InvalidFrameError, InvalidMessageError, WantDeadlineError } from './bitswap/errors.ts'
 export { CircuitState, HealthStatus, RecoveryStrategy } from './states.ts'
 
 /** What `circuit:*` events carry */
@@ -261,21 +260,31 @@ export interface BitswapCircuitBreakerService extends TypedEventTarget<BitswapCi
 /**
  * The service factory, for `createLibp2p({ services: { bitswapCircuitBreaker: bitswapCircuitBreaker() } })`
  */
-export function bitswapCircuitBreaker (init: BitswapCircuitBreakerInit = {}): (components: BitswapCircuitBreakerComponents) => BitswapCircuitBreakerService {
+export function bitswapCircuitBreaker (init: BitswapCircuitBreakerInit = {}): BitswapCircuitBreakerFactory {
   return (components) => new CircuitBreakerService(components, init)
 }
+
+/** The factory `bitswapCircuitBreaker()` returns: what a libp2p `services` map holds */
+export type BitswapCircuitBreakerFactory = (components: BitswapCircuitBreakerComponents) => BitswapCircuitBreakerService
+
+/**
+ * A libp2p config with the service added under `K`, so that `node.services[K]` (and Helia's
+ * `helia.libp2p.services[K]`) is typed as {@link BitswapCircuitBreakerService} next to the config's own services
+ */
+export type WithBitswapCircuitBreaker<T extends { services?: object }, K extends string = typeof DEFAULT_SERVICE_KEY> =
+  Omit<T, 'services'> & { services: NonNullable<T['services']> & Record<K, BitswapCircuitBreakerFactory> }
 
 /**
  * Adds the service to an existing libp2p config (e.g. Helia's `libp2pDefaults()`), keeping every
  * service already in it. Helia's `libp2p` option replaces the whole services map, so pass it the
  * result of this call rather than a map with only our service in it.
  */
-export function addBitswapCircuitBreaker<T extends { services?: object }> (config: T, init: BitswapCircuitBreakerInit = {}, key: string = DEFAULT_SERVICE_KEY): T {
+export function addBitswapCircuitBreaker<T extends { services?: object }, K extends string = typeof DEFAULT_SERVICE_KEY> (config: T, init: BitswapCircuitBreakerInit = {}, key: K = DEFAULT_SERVICE_KEY as K): WithBitswapCircuitBreaker<T, K> {
   return {
     ...config,
     services: {
       ...config.services,
       [key]: bitswapCircuitBreaker(init)
     }
-  }
+  } as WithBitswapCircuitBreaker<T, K>
 }

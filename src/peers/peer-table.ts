@@ -1,5 +1,5 @@
 import { systemClock } from '../clock.ts'
-import { DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PEERS } from '../constants.ts'
+import { DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PEERS, MAX_PEERS_LIMIT } from './config.ts'
 import { checkNumber } from '../validate.ts'
 import { peerKey } from './peer-key.ts'
 import { PeerRecord } from './peer-record.ts'
@@ -57,8 +57,8 @@ export class PeerTable {
 
   constructor (init: PeerTableInit = {}) {
     this.clock = init.clock ?? systemClock
-    this.maxPeers = checkNumber('maxPeers', init.maxPeers ?? DEFAULT_MAX_PEERS, 1, 2 ** 24, { integer: true })
-    this.idleTimeout = checkNumber('idleTimeout', init.idleTimeout ?? DEFAULT_IDLE_TIMEOUT, 0, Infinity)
+    this.maxPeers = checkNumber('maxPeers', init.maxPeers ?? DEFAULT_MAX_PEERS, 1, MAX_PEERS_LIMIT, { integer: true })
+    this.idleTimeout = checkNumber('idleTimeout', init.idleTimeout ?? DEFAULT_IDLE_TIMEOUT, 0, Infinity, { off: true })
   }
 
   /** Adds a component that keeps data in the records */

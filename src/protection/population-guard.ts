@@ -3,15 +3,15 @@ import { CircuitState, Outcome } from '../states.ts'
 import { FailingList, localSuspicionThreshold } from './local-suspicion.ts'
 import { maxOpenPeers, underOpenCap } from './open-cap.ts'
 import { countOutlierOutcome, findOutliers } from './outliers.ts'
-import { resolvePopulationGuardConfig } from './population-config.ts'
-import type { PopulationGuardConfig, ResolvedPopulationGuardConfig } from './population-config.ts'
+import { resolvePopulationGuardConfig } from './config.ts'
+import type { PopulationGuardInit, ResolvedPopulationGuardConfig } from './config.ts'
 import type { Clock } from '../clock.ts'
 import type { Disposable, Listener } from '../event.ts'
 import type { PeerRecord } from '../peers/peer-record.ts'
 import type { PeerTable, RecordKeeper } from '../peers/peer-table.ts'
 
-export { DEFAULT_LOCAL_FAILURE_SHARE, DEFAULT_LOCAL_FAILURE_WINDOW, DEFAULT_MAX_OPEN_SHARE, DEFAULT_MIN_PEERS_FOR_LOCAL_SUSPICION, DEFAULT_OUTLIER_INTERVAL, DEFAULT_OUTLIER_MIN_PEERS, DEFAULT_OUTLIER_MIN_VOLUME, DEFAULT_OUTLIER_STDEV_FACTOR, defaultPopulationGuardConfig, resolvePopulationGuardConfig } from './population-config.ts'
-export type { PopulationGuardConfig, ResolvedPopulationGuardConfig } from './population-config.ts'
+export { defaultPopulationGuardConfig, resolvePopulationGuardConfig } from './config.ts'
+export type { PopulationGuardConfig, PopulationGuardInit, ResolvedPopulationGuardConfig } from './config.ts'
 export { maxOpenPeers } from './open-cap.ts'
 export { localSuspicionThreshold } from './local-suspicion.ts'
 
@@ -80,7 +80,7 @@ export class PopulationGuard implements RecordKeeper {
   private isSuspected = false
   private evaluatedEpoch = -Infinity
 
-  constructor (config: PopulationGuardConfig = {}, options: PopulationGuardOptions) {
+  constructor (config: PopulationGuardInit = {}, options: PopulationGuardOptions) {
     this.config = resolvePopulationGuardConfig(config)
     this.registry = options.registry
     this.clock = options.clock ?? options.registry.clock

@@ -9,12 +9,10 @@ import { HealthMonitor } from '../health/health-monitor.ts'
 import { PeerTable } from '../peers/peer-table.ts'
 import { RecoveryManager } from '../recovery/recovery-manager.ts'
 import { CircuitState, HealthStatus, Outcome } from '../states.ts'
-import { defaultReadyToTrip, resolveCircuitBreakerConfig } from '../breaker/config.ts'
-import { resolveHealthMonitorConfig } from '../health/config.ts'
-import { resolveRecoveryConfig } from '../recovery/config.ts'
-import { AutoTune, resolveAutoTuneConfig } from './auto-tune.ts'
-import { resolveProtectionSwitches } from './config.ts'
-import { PopulationGuard, resolvePopulationGuardConfig } from './population-guard.ts'
+import { defaultReadyToTrip } from '../breaker/config.ts'
+import { AutoTune } from './auto-tune.ts'
+import { resolveProtectionConfig } from './config.ts'
+import { PopulationGuard } from './population-guard.ts'
 import type { ProtectionConfigInit } from './config.ts'
 import type { LocalSuspicionChange } from './population-guard.ts'
 import type { CircuitStateCounts, OverallStatus, PeerSnapshot, PeerStatus, ProtectionManagerOptions, ProtectionSnapshot, TransitionEvent } from './types.ts'
@@ -27,7 +25,7 @@ import type { PeerLike } from '../peers/peer-key.ts'
 import type { PeerRecord } from '../peers/peer-record.ts'
 
 export { defaultProtectionConfig } from './config.ts'
-export type { ProtectionConfig, ProtectionConfigInit } from './config.ts'
+export type { ProtectionConfig, ProtectionConfigInit, ProtectionInit } from './config.ts'
 export type { CircuitStateCounts, OverallStatus, PeerSnapshot, PeerStatus, ProtectionManagerOptions, ProtectionSnapshot, TransitionEvent } from './types.ts'
 
 /**
@@ -61,35 +59,29 @@ export class BitswapProtectionManager implements PermitOwner {
   private trips = 0
   private closed = false
 
-  constructor (config: ProtectionConfigInit = {}, options: ProtectionManagerOptions = {}) {
-    // validate every part up front, so an error names the field by its full path
-    const switches = resolveProtectionSwitches(config)
-    resolveCircuitBreakerConfig(config.circuitBreaker, 'circuitBreaker')
-    resolveHealthMonitorConfig(config.healthMonitor, 'healthMonitor')
-    resolveRecoveryConfig(config.recovery, 'recovery')
-    resolveAutoTuneConfig(config.autoTune, 'autoTune')
+  constructor (init: ProtectionConfigInit = {}, options: ProtectionManagerOptions = {}) {
+    // resolved once, up front: an error names the field by its full path and nothing is built
+    const resolved = resolveProtectionConfig(init)
     this.clock = options.clock ?? systemClock
-    this.registry = new PeerTable({ maxPeers: config.maxPeers, idleTimeout: config.idleTimeout, clock: this.clock })
-    const populationConfig = resolvePopulationGuardConfig(config.populationGuard, 'populationGuard')
-    this.circuitBreaker = new BitswapCircuitBreaker(config.circuitBreaker, { clock: this.clock, random: options.random, registry: this.registry })
-    this.healthMonitor = new HealthMonitor(config.healthMonitor, { clock: this.clock, registry: this.registry })
-    this.populationGuard = new PopulationGuard(populationConfig, { registry: this.registry, clock: this.clock })
+    this.registry = new PeerTable({ maxPeers: resolved.maxPeers, idleTimeout: resolved.idleTimeout, clock: this.clock })
+    this.circuitBreaker = new BitswapCircuitBreaker(resolved.circuitBreaker, { clock: this.clock, random: options.random, registry: this.registry })
+    this.healthMonitor = new HealthMonitor(resolved.healthMonitor, { clock: this.clock, registry: this.registry })
+    this.populationGuard = new PopulationGuard(resolved.populationGuard, { registry: this.registry, clock: this.clock })
     const core = this.circuitBreaker.core
-    this.autoTune = new AutoTune(config.autoTune, { guard: this.populationGuard, core })
-    this.recoveryManager = new RecoveryManager(config.recovery, {
+    this.autoTune = new AutoTune(resolved.autoTune, { guard: this.populationGuard, core })
+    this.recoveryManager = new RecoveryManager(resolved.recovery, {
       clock: this.clock,
       registry: this.registry,
-      rampSpeed: switches.enableAutoTuning ? (record, at) => this.autoTune.recoveryRampSpeed(record, at) : undefined
+      rampSpeed: resolved.enableAutoTuning ? (record, at) => this.autoTune.recoveryRampSpeed(record, at) : undefined
     })
     this.onPopulationChange = this.populationGuard.onChange
-    this.enableAutoRecovery = switches.enableAutoRecovery
-    this.enableHealthBasedTripping = switches.enableHealthBasedTripping
+    this.enableAutoRecovery = resolved.enableAutoRecovery
+    this.enableHealthBasedTripping = resolved.enableHealthBasedTripping
     this.onTransition = this.transitions.listen
 
     // without a user rule, trip sensitivity is auto-tuned per peer (auto-tune.ts); the default rule
     // (as in a config spread from defaultProtectionConfig()) is not a user rule
-    const userRule = config.circuitBreaker?.readyToTrip
-    if ((userRule === undefined || userRule === defaultReadyToTrip) && switches.enableAutoTuning) {
+    if (resolved.circuitBreaker.readyToTrip === defaultReadyToTrip && resolved.enableAutoTuning) {
       core.policy = { shouldTrip: (counts: Counts, record, now) => this.autoTune.shouldTrip(record, counts, now) }
     }
     core.canTrip = (record, now) => this.populationGuard.canTrip(record, now)

@@ -18,7 +18,7 @@ import { OpenStreamGuard } from '../../../src/libp2p/open-stream-guard.ts'
 import { Outcome } from '../../../src/states.ts'
 import { REJECTED_HALF_OPEN_FULL, REJECTED_OPEN } from '../../../src/breaker/permit.ts'
 import type { Rejection } from '../../../src/breaker/permit.ts'
-import type { OpenStreamGate, OpenStreamGuardInit } from '../../../src/libp2p/open-stream-guard.ts'
+import type { OpenStreamGate, OpenStreamGuardInit } from '../../../src/libp2p/open-stream-init.ts'
 import type { Connection, DialTarget, Libp2p, Libp2pEvents, PeerId, Stream, TypedEventTarget, ComponentLogger } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 
