@@ -12,6 +12,7 @@ import { wrapGater } from './gater.ts'
 import { installMiddleware } from './middleware.ts'
 import { OpenStreamGuard } from './open-stream-guard.ts'
 import { watchStream } from './stream-watch.ts'
+import { ConnectionDrops, isConnectionError } from './connection-drops.ts'
 import { RampLimiter } from './ramp-limiter.ts'
 import { patchMiddlewarePileup } from './upstream.ts'
 import { InboundLimitError } from '../errors.ts'
@@ -53,6 +54,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   private readonly streams = { inbound: 0, outbound: 0, refusedInbound: 0, refusedOutbound: 0 }
   private readonly allowlist: Set<string>
   private readonly scheduler: DeadlineScheduler
+  private readonly drops = new ConnectionDrops()
   private readonly guard: OpenStreamGuard
   private readonly ramp: RampLimiter
   private readonly rampConcurrency: number
@@ -398,7 +400,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     if (!permit.tracked) {
       return
     }
-    permit.settle(outcome, openMs, err)
+    permit.settle(this.dropped(peer, outcome, err), openMs, err)
     if (err.name === 'OpenStreamDeadlineError' && !this.guard.hasOpened(peer)) {
       // A peer that never completed a Bitswap open on this connection and now misses a deadline
       // derived from its own identify time is blackholing: waiting for two more misses costs every
@@ -410,7 +412,27 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   // -- StreamOutcomeSink --
 
   settleStream (permit: Permit, outcome: Outcome, latencyMs: number, err: Error | undefined, now: number): void {
+    if (outcome === Outcome.FAILURE) {
+      const peer = permit.record === undefined ? undefined : toPeerId(permit.record.peer)
+      if (peer !== undefined) {
+        outcome = this.dropped(peer, outcome, err, now)
+      }
+    }
     permit.settle(outcome, latencyMs, err, now)
+  }
+
+  /**
+   * A failure that came with its connection going away (a connection error, or no connection left)
+   * counts once per drop; the other streams and opens that died with it are neutral
+   */
+  private dropped (peer: PeerId, outcome: Outcome, err: Error | undefined, now: number = this.protection.clock.now()): Outcome {
+    if (outcome !== Outcome.FAILURE) {
+      return outcome
+    }
+    if (!isConnectionError(err) && this.components.connectionManager.getConnections(peer).some(c => c.status === 'open')) {
+      return outcome
+    }
+    return this.drops.first(peer.toString(), now) ? Outcome.FAILURE : Outcome.NEUTRAL
   }
 
   // -- ObserverSink: message-level verdicts --
