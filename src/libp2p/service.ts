@@ -13,7 +13,7 @@ import { watchStream } from './stream-watch.ts'
 import { RampLimiter } from './ramp-limiter.ts'
 import { patchMiddlewarePileup } from './upstream.ts'
 import { InboundLimitError } from '../errors.ts'
-import { resolveServiceConfig } from './config.ts'
+import { isPeerIdString, resolveServiceConfig } from './config.ts'
 import type { BitswapCircuitBreakerComponents, BitswapCircuitBreakerEvents, BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail, ServicePeerStatus, ServiceStatus } from '../index.ts'
 import { isTrip } from '../protection/protection-manager.ts'
 import type { PeerSnapshot, PeerStatus, ProtectionSnapshot, TransitionEvent } from '../protection/protection-manager.ts'
@@ -96,9 +96,11 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       localNetworkSuspected: () => this.protection.populationGuard.check(this.protection.clock.now()) ? 1 : 0
     })
     this.bridgeEngineEvents()
-    if (init.initialState != null) {
-      this.protection.restore(init.initialState)
-      this.restored = init.initialState.peers
+    if (config.initialState !== undefined) {
+      // checked before anything is installed: a bad snapshot throws InvalidSnapshotError here
+      const { entries, stats } = this.protection.restore(config.initialState, { path: 'initialState', isValidPeer: isPeerIdString })
+      this.restored = entries
+      this.log('initialState: restored %d peers; skipped %d invalid peer ids and %d duplicates, dropped %d whose open time had ended and %d over half the peer table', stats.restored, stats.invalidPeers, stats.duplicates, stats.expired, stats.overCapacity)
     }
   }
 

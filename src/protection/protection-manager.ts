@@ -4,6 +4,7 @@ import { abortErrorFor, classifyOutcome } from '../breaker/execute.ts'
 import { SLOT_SPACE, TransitionReason } from '../breaker/core.ts'
 import { BitswapCircuitBreaker } from '../breaker/per-peer.ts'
 import { EventEmitter } from '../event.ts'
+import { DEFAULT_MAX_PEERS } from '../peers/config.ts'
 import { HealthMonitor } from '../health/health-monitor.ts'
 import { PeerRegistry } from '../peers/registry.ts'
 import { RecoveryManager } from '../recovery/recovery-manager.ts'
@@ -24,6 +25,8 @@ import { defaultReadyToTrip } from '../breaker/config.ts'
 import { AutoTune } from './auto-tune.ts'
 import { resolveProtectionConfig } from './config.ts'
 import { PopulationGuard } from './population-guard.ts'
+import { prepareSnapshot, SNAPSHOT_VERSION } from './snapshot.ts'
+import type { PeerSnapshot, PreparedSnapshot, ProtectionSnapshot, RestoreStats } from './snapshot.ts'
 import type { TunedValues } from './auto-tune.ts'
 import type { ProtectionConfigInit } from './config.ts'
 import type { LocalSuspicionChange } from './population-guard.ts'
@@ -36,10 +39,18 @@ import type { PeerLike } from '../peers/peer-key.ts'
 import type { RecoveryStats } from '../recovery/recovery-manager.ts'
 
 export { defaultProtectionConfig } from './config.ts'
+export type { PeerSnapshot, ProtectionSnapshot, PreparedSnapshot, RestoreStats } from './snapshot.ts'
 export type { ProtectionConfig, ProtectionConfigInit, ProtectionInit } from './config.ts'
 
 /** The transition reason of circuits put back by `restore` */
 export const RESTORED = 'restored'
+
+export interface RestoreOptions {
+  /** How the snapshot is named in errors (default `snapshot`) */
+  path?: string
+  /** Whether a peer string names a peer; others are skipped and counted (default: any string) */
+  isValidPeer?: (peer: string) => boolean
+}
 
 export interface ProtectionManagerOptions {
   clock?: Clock
@@ -78,27 +89,11 @@ export interface OverallStatus {
   trips: number
   /** Most peers are failing at once: our own network is suspected and no circuit trips */
   localNetworkSuspected: boolean
+  /** What the last `restore()` (or the service's `initialState`) restored, skipped and dropped */
+  restored: RestoreStats | undefined
   /** More than 80 % of known peers healthy and fewer than 20 % of circuits open (the seed's rule, with real numbers) */
   isHealthy(): boolean
   getSummary(): string
-}
-
-/** One peer's circuit as a snapshot keeps it (JSON-safe) */
-export interface PeerSnapshot {
-  peer: string
-  state: CircuitState
-  /** Wall-clock ms when probes may start (0 when not OPEN) */
-  openUntil: number
-  backoffLevel: number
-  /** Held open by `isolate()` until released */
-  isolated: boolean
-}
-
-/** What a restarted node needs to remember which peers were bad, and for how long */
-export interface ProtectionSnapshot {
-  version: 1
-  takenAt: number
-  peers: PeerSnapshot[]
 }
 
 /** A state change of one peer's circuit, with string states */
@@ -138,6 +133,7 @@ export class BitswapProtectionManager {
   private rejectedHalfOpen = 0
   private rejectedRecovery = 0
   private trips = 0
+  private restoreStats: RestoreStats | undefined
   private closed = false
   /** The slot being settled, for the auto-tuned trip rule (the core's `readyToTrip` gets no slot) */
   private settlingSlot = -1
@@ -404,28 +400,40 @@ export class BitswapProtectionManager {
         isolated
       })
     })
-    return { version: 1, takenAt: now, peers }
+    return { version: SNAPSHOT_VERSION, takenAt: now, peers }
   }
 
   /**
-   * Restores a snapshot: OPEN circuits stay OPEN until their original time (HALF_OPEN at once if it
-   * has passed), isolations are held again, backoff levels carry over. Peers are keyed by string,
-   * so events for restored peers carry the string until a PeerId is seen.
+   * Restores a snapshot: OPEN circuits stay OPEN until their original time (cut to `maxTimeout`
+   * from now), isolations are held again, backoff levels carry over. The snapshot is checked first
+   * (see snapshot.ts): a malformed one throws `InvalidSnapshotError` and nothing is restored; at
+   * most half the peer table is taken, newest trips first. Peers are keyed by string, so events for
+   * restored peers carry the string until a PeerId is seen.
    */
-  restore (snapshot: ProtectionSnapshot): void {
+  restore (snapshot: ProtectionSnapshot, options: RestoreOptions = {}): PreparedSnapshot {
     const now = this.clock.now()
+    const maxPeers = this.registry.maxPeers
+    const prepared = prepareSnapshot(snapshot, {
+      now,
+      path: options.path,
+      capacity: Math.floor(maxPeers / 2),
+      maxEntries: Math.max(maxPeers, DEFAULT_MAX_PEERS),
+      breaker: this.circuitBreaker.config,
+      isValidPeer: options.isValidPeer
+    })
     const core = this.circuitBreaker.core
-    for (const entry of snapshot.peers) {
+    for (const entry of prepared.entries) {
       const slot = this.registry.slot(entry.peer, now)
       if (slot === -1) {
         continue
       }
-      const state = CIRCUIT_STATE_NAMES.indexOf(entry.state)
-      core.restore(slot, now, state === -1 ? STATE_CLOSED : state, entry.openUntil, entry.backoffLevel, RESTORED)
+      core.restore(slot, now, CIRCUIT_STATE_NAMES.indexOf(entry.state), entry.openUntil, entry.backoffLevel, RESTORED)
       if (entry.isolated) {
         core.isolate(slot, now)
       }
     }
+    this.restoreStats = prepared.stats
+    return prepared
   }
 
   getPeerStatus (peer: PeerLike): PeerStatus {
@@ -471,6 +479,7 @@ export class BitswapProtectionManager {
       rejected,
       trips: this.trips,
       localNetworkSuspected: this.populationGuard.check(now),
+      restored: this.restoreStats,
       isHealthy () {
         if (totalPeers === 0) {
           return true
