@@ -42,14 +42,14 @@ import type { BitswapProtectionManager, OverallStatus, PeerStatus, ProtectionCon
 import type { LocalSuspicionChange } from './protection/population-guard.ts'
 import type { BitswapObserverInit } from './libp2p/observer.ts'
 import type { CircuitState, HealthStatus } from './states.ts'
-import type { OpenStreamGuardInit } from './libp2p/open-stream-guard.ts'
+import type { OpenStreamGuardInit } from './libp2p/open-stream-init.ts'
 import type { ComponentLogger, ConnectionGater, Libp2pEvents, Metrics, PeerId, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
 export * from './states.ts'
 export * from './errors.ts'
 export { FrameTooLargeError, InvalidFrameError, InvalidMessageError } from './bitswap/errors.ts'
-export { WantDeadlineError } from './libp2p/observer.ts'
+export { WantDeadlineError } from './bitswap/errors.ts'
 export { systemClock, seededRandom } from './clock.ts'
 export type { Clock, RandomSource } from './clock.ts'
 export type { Disposable } from './event.ts'
@@ -77,7 +77,7 @@ export type { RecoveryStats, RecoveryState } from './recovery/recovery-manager.t
 export type { BitswapObserverInit } from './libp2p/observer.ts'
 export { METRIC_PREFIX } from './libp2p/metrics.ts'
 export { DEFAULT_BITSWAP_PROTOCOLS } from './libp2p/constants.ts'
-export type { OpenStreamGuardInit } from './libp2p/open-stream-guard.ts'
+export type { OpenStreamGuardInit } from './libp2p/open-stream-init.ts'
 
 /** What `circuit:*` events carry */
 export interface CircuitEventDetail {

@@ -21,7 +21,7 @@ import type { PeerLike } from '../peers/peer-key.ts'
 import type { AbuseReason, ObserverSink } from './observer.ts'
 import type { RejectionReason } from './metrics.ts'
 import type { LocalSuspicionChange } from '../protection/population-guard.ts'
-import type { OpenStreamGate } from './open-stream-guard.ts'
+import type { OpenStreamGate } from './open-stream-init.ts'
 import type { StreamOutcomeSink } from './stream-watch.ts'
 import type { Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
 

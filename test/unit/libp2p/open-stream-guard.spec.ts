@@ -16,7 +16,7 @@ import { CircuitOpenError, ClosedError, OpenStreamDeadlineError, TooManyRequests
 import { DeadlineScheduler } from '../../../src/libp2p/deadline-scheduler.ts'
 import { OpenStreamGuard } from '../../../src/libp2p/open-stream-guard.ts'
 import { Outcome, REJECT_HALF_OPEN_FULL, REJECT_OPEN, UNTRACKED } from '../../../src/states.ts'
-import type { OpenStreamGate, OpenStreamGuardInit } from '../../../src/libp2p/open-stream-guard.ts'
+import type { OpenStreamGate, OpenStreamGuardInit } from '../../../src/libp2p/open-stream-init.ts'
 import type { Connection, DialTarget, Libp2p, Libp2pEvents, PeerId, Stream, TypedEventTarget, ComponentLogger } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { patchMethod } from '../../../src/libp2p/patch.ts'
+import type { MethodPatch } from '../../../src/libp2p/patch.ts'
 
 interface Target { greet?: (this: unknown, name: string) => string }
 
 /** A patch that appends its tag to whatever the method below it says */
-function tagging (target: Target, tag: string): { restore: () => void } {
+function tagging (target: Target, tag: string): MethodPatch<Target['greet']> {
   return patchMethod(target, 'greet', (previous) => function (this: unknown, name: string) {
     return `${previous?.call(this, name) ?? name}+${tag}`
   })
