@@ -2,6 +2,7 @@ import { InvalidSnapshotError } from '../errors.ts'
 import { CircuitState } from '../states.ts'
 import { describe } from '../validate.ts'
 import type { ResolvedCircuitBreakerConfig } from '../breaker/config.ts'
+import type { PeerSnapshot, RestoreStats } from './types.ts'
 
 /**
  * Checks a snapshot (from `snapshot()`, possibly through JSON, a file or an attacker) before any
@@ -19,40 +20,6 @@ export const SNAPSHOT_VERSION = 1
 
 /** Backoff levels above this are no snapshot's: 2^64 times the timeout is no open duration */
 const MAX_BACKOFF_LEVEL = 64
-
-/** One peer's circuit as a snapshot keeps it (JSON-safe) */
-export interface PeerSnapshot {
-  peer: string
-  state: CircuitState
-  /** Wall-clock ms when probes may start (0 when not OPEN) */
-  openUntil: number
-  backoffLevel: number
-  /** Held open by `isolate()` until released */
-  isolated: boolean
-}
-
-/** What a restarted node needs to remember which peers were bad, and for how long */
-export interface ProtectionSnapshot {
-  version: typeof SNAPSHOT_VERSION
-  takenAt: number
-  peers: PeerSnapshot[]
-}
-
-/** What a restore did with the snapshot's entries */
-export interface RestoreStats {
-  /** Entries restored */
-  restored: number
-  /** Skipped: the peer string is not a valid peer id */
-  invalidPeers: number
-  /** Dropped: the open time had ended (or the entry was HALF_OPEN), so there was nothing to hold */
-  expired: number
-  /** Dropped: more entries than half the peer table (the oldest trips) */
-  overCapacity: number
-  /** Skipped: a second entry for a peer already restored */
-  duplicates: number
-  /** Restored with an `openUntil` cut back to `maxTimeout` from now */
-  clamped: number
-}
 
 export interface PrepareSnapshotOptions {
   /** The restoring clock's now, ms */

@@ -5,7 +5,8 @@ import { isPeerIdString } from '../../../src/libp2p/config.ts'
 import { BitswapProtectionManager, CircuitState } from '../../../src/index.ts'
 import { prepareSnapshot } from '../../../src/protection/snapshot.ts'
 import { FakeClock } from '../helpers.ts'
-import type { PeerSnapshot, PrepareSnapshotOptions } from '../../../src/protection/snapshot.ts'
+import type { PrepareSnapshotOptions } from '../../../src/protection/snapshot.ts'
+import type { PeerSnapshot } from '../../../src/protection/types.ts'
 
 const NOW = 1_000_000_000
 const TIMEOUT = 60_000
@@ -176,7 +177,8 @@ describe('snapshot validation', () => {
       assert.deepEqual(status.restored, stats)
       // a fresh peer still finds room, and is protected
       assert.equal(manager.circuitState('live'), CircuitState.CLOSED)
-      assert.ok(manager.admit('live') > 0)
+      assert.equal(manager.admit('live').admitted, true)
+      assert.equal(manager.getOverallStatus().totalPeers, 6, 'the fresh peer is tracked')
       manager.close()
     })
 
