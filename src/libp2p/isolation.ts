@@ -1,4 +1,5 @@
-import { CircuitState, Outcome, REJECT_OPEN } from '../states.ts'
+import { REJECTED_OPEN } from '../breaker/permit.ts'
+import { CircuitState, Outcome } from '../states.ts'
 import type { ResolvedServiceConfig } from './config.ts'
 import type { DeadlineScheduler } from './deadline-scheduler.ts'
 import type { OpenStreamGuard } from './open-stream-guard.ts'
@@ -41,7 +42,7 @@ export class PeerIsolation {
     if (!this.running) {
       return
     }
-    const cancelled = this.guard.cancelPeer(peer, this.protection.rejectionError(REJECT_OPEN))
+    const cancelled = this.guard.cancelPeer(peer, REJECTED_OPEN.error)
     if (cancelled > 0) {
       this.log.trace('cancelled %d in-flight opens to %p', cancelled, peer)
     }
@@ -53,7 +54,7 @@ export class PeerIsolation {
       return
     }
     for (const connection of connections) {
-      connection.abort(this.protection.rejectionError(REJECT_OPEN))
+      connection.abort(REJECTED_OPEN.error)
     }
     if (this.redialOnHalfOpen) {
       this.scheduleProbe(peer)
@@ -85,17 +86,17 @@ export class PeerIsolation {
     if (this.connectionManager.getConnections(peer).length > 0) {
       return
     }
-    const token = this.protection.admit(peer, false)
-    if (token <= 0) {
+    const admission = this.protection.admit(peer, false)
+    if (!admission.admitted || !admission.tracked) {
       return
     }
     const startedAt = this.protection.clock.now()
     this.connectionManager.openConnection(peer)
       .then(() => {
-        this.protection.settle(token, Outcome.SUCCESS, this.protection.clock.now() - startedAt)
+        admission.settle(Outcome.SUCCESS, this.protection.clock.now() - startedAt)
       }, (err: Error) => {
         this.log('half-open redial of %p failed - %e', peer, err)
-        this.protection.settle(token, Outcome.FAILURE, this.protection.clock.now() - startedAt, err)
+        admission.settle(Outcome.FAILURE, this.protection.clock.now() - startedAt, err)
       })
   }
 }

@@ -152,16 +152,16 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
 
   /** A recovering peer gets at most rate × rampConcurrency outbound Bitswap opens at once (≥ 1) */
   private readonly rampLimit = (peer: PeerId): number => {
-    const slot = this.protection.registry.find(peer)
-    if (slot === -1) {
+    const record = this.protection.registry.find(peer)
+    if (record === undefined) {
       return Infinity
     }
     const now = this.protection.clock.now()
     const recovery = this.protection.recoveryManager
-    if (!recovery.recovering(slot, now)) {
+    if (!recovery.recovering(record, now)) {
       return Infinity
     }
-    return Math.max(1, Math.ceil(recovery.rate(slot, now) * this.rampConcurrency))
+    return Math.max(1, Math.ceil(recovery.rate(record, now) * this.rampConcurrency))
   }
 
   start (): void {

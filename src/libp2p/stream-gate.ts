@@ -1,5 +1,7 @@
 import { InboundLimitError } from '../errors.ts'
-import { CircuitState, Outcome, REJECT_HALF_OPEN_FULL, REJECT_OPEN, UNTRACKED } from '../states.ts'
+import { TransitionReason } from '../breaker/core.ts'
+import { UNTRACKED_PERMIT } from '../breaker/permit.ts'
+import { CircuitState, Outcome } from '../states.ts'
 import { BitswapObserver } from './observer.ts'
 import { OpenStreamGuard } from './open-stream-guard.ts'
 import { watchStream } from './stream-watch.ts'
@@ -10,6 +12,7 @@ import type { AbuseReason, ObserverSink } from './observer.ts'
 import type { OpenStreamGate, OpenStreamGuardComponents } from './open-stream-init.ts'
 import type { StreamOutcomeSink } from './stream-watch.ts'
 import type { BitswapProtectionManager } from '../protection/protection-manager.ts'
+import type { Admission, Permit, Rejection } from '../breaker/permit.ts'
 import type { Connection, Logger, PeerId, Stream } from '@libp2p/interface'
 
 /**
@@ -93,16 +96,16 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
     }
     // the recovery ramp limits concurrent opens (ramp-limiter.ts) instead of refusing streams
     const now = this.protection.clock.now()
-    const token = this.protection.admit(peer, false, now)
-    if (token < 0) {
-      this.countRefusal(outbound, token)
-      throw this.protection.rejectionError(token)
+    const admission = this.protection.admit(peer, false, now)
+    if (!admission.admitted) {
+      this.countRefusal(outbound, admission)
+      throw admission.error
     }
-    if (token !== UNTRACKED) {
+    if (admission.tracked) {
       if (outbound) {
-        watchStream(stream, token, now, this.protection.clock, this, this.cleanClose, this.scheduler, now + this.responseDeadline(peer))
+        watchStream(stream, admission, now, this.protection.clock, this, this.cleanClose, this.scheduler, now + this.responseDeadline(peer))
       } else {
-        watchStream(stream, token, now, this.protection.clock, this, this.cleanClose)
+        watchStream(stream, admission, now, this.protection.clock, this, this.cleanClose)
       }
     }
     if (this.observer == null) {
@@ -131,54 +134,54 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
     return true
   }
 
-  private countRefusal (outbound: boolean, code: number): void {
+  private countRefusal (outbound: boolean, rejection: Rejection): void {
     if (outbound) {
       this.streams.refusedOutbound++
     } else {
       this.streams.refusedInbound++
     }
-    this.metrics.rejection(outbound ? 'outbound' : 'inbound', rejectionReason(code))
+    this.metrics.rejection(outbound ? 'outbound' : 'inbound', REJECTION_LABELS[rejection.reason])
   }
 
   // -- OpenStreamGate: outbound opens timed by the guard --
 
-  admit (peer: PeerId): number {
+  admit (peer: PeerId): Admission {
     if (this.allowed(peer)) {
-      return UNTRACKED
+      return UNTRACKED_PERMIT
     }
     return this.protection.admit(peer, false)
   }
 
-  rejection (code: number): Error {
-    this.countRefusal(true, code)
-    return this.protection.rejectionError(code)
+  rejection (rejection: Rejection): Error {
+    this.countRefusal(true, rejection)
+    return rejection.error
   }
 
-  opened (token: number, peer: PeerId, stream: Stream, openMs: number): void {
+  opened (permit: Permit, peer: PeerId, stream: Stream, openMs: number): void {
     this.streams.outbound++
-    if (token !== UNTRACKED) {
+    if (permit.tracked) {
       const now = this.protection.clock.now()
-      watchStream(stream, token, now - openMs, this.protection.clock, this, this.cleanClose, this.scheduler, now + this.responseDeadline(peer))
+      watchStream(stream, permit, now - openMs, this.protection.clock, this, this.cleanClose, this.scheduler, now + this.responseDeadline(peer))
     }
   }
 
-  failed (token: number, peer: PeerId, outcome: Outcome, openMs: number, err: Error): void {
-    if (token === UNTRACKED) {
+  failed (permit: Permit, peer: PeerId, outcome: Outcome, openMs: number, err: Error): void {
+    if (!permit.tracked) {
       return
     }
-    this.protection.settle(token, outcome, openMs, err)
+    permit.settle(outcome, openMs, err)
     if (err.name === 'OpenStreamDeadlineError' && !this.guard.hasOpened(peer)) {
       // A peer that never completed a Bitswap open on this connection and now misses a deadline
       // derived from its own identify time is blackholing: waiting for two more misses costs every
       // want one deadline each (Helia's wantlist rounds wait for every peer's send)
-      this.protection.trip(peer, 'open deadline missed before any open')
+      this.protection.trip(peer, TransitionReason.OPEN_DEADLINE)
     }
   }
 
   // -- StreamOutcomeSink --
 
-  settleStream (token: number, outcome: Outcome, latencyMs: number, err: Error | undefined, now: number): void {
-    this.protection.settle(token, outcome, latencyMs, err, now)
+  settleStream (permit: Permit, outcome: Outcome, latencyMs: number, err: Error | undefined, now: number): void {
+    permit.settle(outcome, latencyMs, err, now)
   }
 
   // -- ObserverSink: message-level verdicts --
@@ -203,11 +206,10 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
   }
 }
 
-function rejectionReason (code: number): RejectionReason {
-  if (code === REJECT_OPEN) {
-    return 'open'
-  }
-  return code === REJECT_HALF_OPEN_FULL ? 'half_open' : 'recovery'
+const REJECTION_LABELS: Record<Rejection['reason'], RejectionReason> = {
+  open: 'open',
+  'half-open-full': 'half_open',
+  recovery: 'recovery'
 }
 
 const ABUSE_LABELS: Record<AbuseReason, RejectionReason> = {
