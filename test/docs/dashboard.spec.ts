@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { createLibp2p } from 'libp2p'
 import { Registry } from 'prom-client'
-import { bitswapCircuitBreaker, METRIC_PREFIX } from '../../src/index.ts'
+import { bitswapCircuitBreaker } from '../../src/index.ts'
+import { METRIC_PREFIX } from '../../src/libp2p/metrics.ts'
 import type { Libp2p } from '@libp2p/interface'
 
 interface Target { expr: string }
