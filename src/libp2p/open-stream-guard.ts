@@ -1,4 +1,5 @@
 import { AbortError, isPeerId } from '@libp2p/interface'
+import { Rejection } from '../breaker/permit.ts'
 import { ClosedError, InvalidConfigError } from '../errors.ts'
 import { Outcome } from '../states.ts'
 import { resolveOpenStreamConfig } from './config.ts'
@@ -8,6 +9,7 @@ import { OpenDeadlines } from './open-deadline.ts'
 import { DEFAULT_NEUTRAL_OPEN_ERRORS } from './open-stream-init.ts'
 import { ABORTED, expireOpen, PeerOpens, PENDING, PendingOpen, SETTLED } from './pending-open.ts'
 import { patchMethod } from './patch.ts'
+import type { Permit } from '../breaker/permit.ts'
 import type { MethodPatch } from './patch.ts'
 import type { OpenStreamGate, OpenStreamGuardComponents, OpenStreamGuardInit } from './open-stream-init.ts'
 import type { OpenSettler } from './pending-open.ts'
@@ -47,9 +49,9 @@ type OpenStreamOptions = OpenConnectionOptions & NewStreamOptions
 type OpenStreamFn = ConnectionManager['openStream']
 
 const CODE_P2P = 421
-export class OpenStreamGuard {
+export class OpenStreamGuard<T = Permit> {
   private readonly components: OpenStreamGuardComponents
-  private readonly gate: OpenStreamGate
+  private readonly gate: OpenStreamGate<T>
   private readonly log: Logger
   private readonly protocols: Set<string>
   private readonly neutral: Set<string>
@@ -63,7 +65,7 @@ export class OpenStreamGuard {
   private readonly settler: OpenSettler
   private patch: MethodPatch<OpenStreamFn> | undefined
 
-  constructor (components: OpenStreamGuardComponents, gate: OpenStreamGate, init: OpenStreamGuardInit = {}) {
+  constructor (components: OpenStreamGuardComponents, gate: OpenStreamGate<T>, init: OpenStreamGuardInit = {}) {
     this.components = components
     this.gate = gate
     this.log = components.logger.forComponent('libp2p:bitswap-circuit-breaker:open-stream-guard')
@@ -199,7 +201,7 @@ export class OpenStreamGuard {
       return Promise.reject(callerSignal.reason)
     }
     const token = this.gate.admit(peer)
-    if (token < 0) {
+    if (token instanceof Rejection) {
       return Promise.reject(this.gate.rejection(token))
     }
 
@@ -255,7 +257,7 @@ export class OpenStreamGuard {
     }
     this.release(open)
     try {
-      this.gate.opened(open.token, open.peer, stream, openMs)
+      this.gate.opened(open.token as T, open.peer, stream, openMs)
     } catch (err) {
       this.log.error('gate.opened threw - %e', err)
     }
@@ -305,7 +307,7 @@ export class OpenStreamGuard {
 
   private report (open: PendingOpen, outcome: Outcome, openMs: number, err: Error): void {
     try {
-      this.gate.failed(open.token, open.peer, outcome, openMs, err)
+      this.gate.failed(open.token as T, open.peer, outcome, openMs, err)
     } catch (e) {
       this.log.error('gate.failed threw - %e', e)
     }

@@ -1,4 +1,5 @@
 import type { DeadlineScheduler } from './deadline-scheduler.ts'
+import type { Permit, Rejection } from '../breaker/permit.ts'
 import type { Outcome } from '../states.ts'
 import type { Clock } from '../clock.ts'
 import type { ComponentLogger, Libp2pEvents, PeerId, Stream, TypedEventTarget } from '@libp2p/interface'
@@ -6,15 +7,15 @@ import type { ConnectionManager } from '@libp2p/interface-internal'
 
 /** The open-stream guard's options, its gate (who admits and hears outcomes) and components */
 
-export interface OpenStreamGate {
-  /** token > 0: admitted; 0 (UNTRACKED): let it through, still timed; < 0: rejected (REJECT_*) */
-  admit(peer: PeerId): number
-  /** The error to throw for a rejection code */
-  rejection(code: number): Error
+export interface OpenStreamGate<T = Permit> {
+  /** A permit (an untracked one still lets the open through, timed) or a rejection */
+  admit(peer: PeerId): T | Rejection
+  /** The error to throw for a rejection */
+  rejection(rejection: Rejection): Error
   /** The open succeeded; the gate tracks the stream's life from here */
-  opened(token: number, peer: PeerId, stream: Stream, openMs: number): void
+  opened(token: T, peer: PeerId, stream: Stream, openMs: number): void
   /** The open failed or was aborted */
-  failed(token: number, peer: PeerId, outcome: Outcome, openMs: number, err: Error): void
+  failed(token: T, peer: PeerId, outcome: Outcome, openMs: number, err: Error): void
 }
 
 export interface OpenStreamGuardComponents {

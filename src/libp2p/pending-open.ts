@@ -38,7 +38,7 @@ export class PendingOpen {
     readonly peer: PeerId,
     readonly key: string,
     readonly peerState: PeerOpens,
-    readonly token: number,
+    readonly token: unknown,
     readonly start: number,
     readonly deadline: number,
     readonly connected: boolean,

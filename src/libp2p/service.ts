@@ -1,7 +1,9 @@
 import { serviceCapabilities, TypedEventEmitter } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { BitswapProtectionManager } from '../protection/protection-manager.ts'
-import { CircuitState, Outcome, REJECT_HALF_OPEN_FULL, REJECT_OPEN, UNTRACKED } from '../states.ts'
+import { CircuitState, Outcome } from '../states.ts'
+import { REJECTED_OPEN, UNTRACKED_PERMIT } from '../breaker/permit.ts'
+import { TransitionReason } from '../breaker/core.ts'
 import { SERVICE_NAME } from './constants.ts'
 import { DeadlineScheduler } from './deadline-scheduler.ts'
 import { ServiceMetrics } from './metrics.ts'
@@ -23,6 +25,7 @@ import type { RejectionReason } from './metrics.ts'
 import type { LocalSuspicionChange } from '../protection/population-guard.ts'
 import type { OpenStreamGate } from './open-stream-init.ts'
 import type { StreamOutcomeSink } from './stream-watch.ts'
+import type { Admission, Permit, Rejection } from '../breaker/permit.ts'
 import type { Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
 
 /**
@@ -173,16 +176,16 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
 
   /** A recovering peer gets at most rate × rampConcurrency outbound Bitswap opens at once (≥ 1) */
   private readonly rampLimit = (peer: PeerId): number => {
-    const slot = this.protection.registry.find(peer)
-    if (slot === -1) {
+    const record = this.protection.registry.find(peer)
+    if (record === undefined) {
       return Infinity
     }
     const now = this.protection.clock.now()
     const recovery = this.protection.recoveryManager
-    if (!recovery.recovering(slot, now)) {
+    if (!recovery.recovering(record, now)) {
       return Infinity
     }
-    return Math.max(1, Math.ceil(recovery.rate(slot, now) * this.rampConcurrency))
+    return Math.max(1, Math.ceil(recovery.rate(record, now) * this.rampConcurrency))
   }
 
   start (): void {
@@ -278,13 +281,13 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     }
   }
 
-  private countRefusal (outbound: boolean, code: number): void {
+  private countRefusal (outbound: boolean, rejection: Rejection): void {
     if (outbound) {
       this.streams.refusedOutbound++
     } else {
       this.streams.refusedInbound++
     }
-    this.metrics.rejection(outbound ? 'outbound' : 'inbound', rejectionReason(code))
+    this.metrics.rejection(outbound ? 'outbound' : 'inbound', REJECTION_LABELS[rejection.reason])
   }
 
   /**
@@ -324,16 +327,16 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     }
     // the recovery ramp limits concurrent opens (ramp-limiter.ts) instead of refusing streams
     const now = this.protection.clock.now()
-    const token = this.protection.admit(peer, false, now)
-    if (token < 0) {
-      this.countRefusal(outbound, token)
-      throw this.protection.rejectionError(token)
+    const admission = this.protection.admit(peer, false, now)
+    if (!admission.admitted) {
+      this.countRefusal(outbound, admission)
+      throw admission.error
     }
-    if (token !== UNTRACKED) {
+    if (admission.tracked) {
       if (outbound) {
-        watchStream(stream, token, now, this.protection.clock, this, this.cleanClose, this.scheduler, now + this.responseDeadline(peer))
+        watchStream(stream, admission, now, this.protection.clock, this, this.cleanClose, this.scheduler, now + this.responseDeadline(peer))
       } else {
-        watchStream(stream, token, now, this.protection.clock, this, this.cleanClose)
+        watchStream(stream, admission, now, this.protection.clock, this, this.cleanClose)
       }
     }
     if (this.observer == null) {
@@ -369,43 +372,43 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
 
   // -- OpenStreamGate: outbound opens timed by the guard --
 
-  admit (peer: PeerId): number {
+  admit (peer: PeerId): Admission {
     if (this.allowed(peer)) {
-      return UNTRACKED
+      return UNTRACKED_PERMIT
     }
     return this.protection.admit(peer, false)
   }
 
-  rejection (code: number): Error {
-    this.countRefusal(true, code)
-    return this.protection.rejectionError(code)
+  rejection (rejection: Rejection): Error {
+    this.countRefusal(true, rejection)
+    return rejection.error
   }
 
-  opened (token: number, peer: PeerId, stream: Stream, openMs: number): void {
+  opened (permit: Permit, peer: PeerId, stream: Stream, openMs: number): void {
     this.streams.outbound++
-    if (token !== UNTRACKED) {
+    if (permit.tracked) {
       const now = this.protection.clock.now()
-      watchStream(stream, token, now - openMs, this.protection.clock, this, this.cleanClose, this.scheduler, now + this.responseDeadline(peer))
+      watchStream(stream, permit, now - openMs, this.protection.clock, this, this.cleanClose, this.scheduler, now + this.responseDeadline(peer))
     }
   }
 
-  failed (token: number, peer: PeerId, outcome: Outcome, openMs: number, err: Error): void {
-    if (token === UNTRACKED) {
+  failed (permit: Permit, peer: PeerId, outcome: Outcome, openMs: number, err: Error): void {
+    if (!permit.tracked) {
       return
     }
-    this.protection.settle(token, outcome, openMs, err)
+    permit.settle(outcome, openMs, err)
     if (err.name === 'OpenStreamDeadlineError' && !this.guard.hasOpened(peer)) {
       // A peer that never completed a Bitswap open on this connection and now misses a deadline
       // derived from its own identify time is blackholing: waiting for two more misses costs every
       // want one deadline each (Helia's wantlist rounds wait for every peer's send)
-      this.protection.trip(peer, 'open deadline missed before any open')
+      this.protection.trip(peer, TransitionReason.OPEN_DEADLINE)
     }
   }
 
   // -- StreamOutcomeSink --
 
-  settleStream (token: number, outcome: Outcome, latencyMs: number, err: Error | undefined, now: number): void {
-    this.protection.settle(token, outcome, latencyMs, err, now)
+  settleStream (permit: Permit, outcome: Outcome, latencyMs: number, err: Error | undefined, now: number): void {
+    permit.settle(outcome, latencyMs, err, now)
   }
 
   // -- ObserverSink: message-level verdicts --
@@ -461,7 +464,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     if (!this.started) {
       return
     }
-    const cancelled = this.guard.cancelPeer(peer, this.protection.rejectionError(REJECT_OPEN))
+    const cancelled = this.guard.cancelPeer(peer, REJECTED_OPEN.error)
     if (cancelled > 0) {
       this.log.trace('cancelled %d in-flight opens to %p', cancelled, peer)
     }
@@ -473,7 +476,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       return
     }
     for (const connection of connections) {
-      connection.abort(this.protection.rejectionError(REJECT_OPEN))
+      connection.abort(REJECTED_OPEN.error)
     }
     if (this.redialOnHalfOpen) {
       this.scheduleProbe(peer)
@@ -505,26 +508,25 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     if (this.components.connectionManager.getConnections(peer).length > 0) {
       return
     }
-    const token = this.protection.admit(peer, false)
-    if (token <= 0) {
+    const admission = this.protection.admit(peer, false)
+    if (!admission.admitted || !admission.tracked) {
       return
     }
     const startedAt = this.protection.clock.now()
     this.components.connectionManager.openConnection(peer)
       .then(() => {
-        this.protection.settle(token, Outcome.SUCCESS, this.protection.clock.now() - startedAt)
+        admission.settle(Outcome.SUCCESS, this.protection.clock.now() - startedAt)
       }, (err: Error) => {
         this.log('half-open redial of %p failed - %e', peer, err)
-        this.protection.settle(token, Outcome.FAILURE, this.protection.clock.now() - startedAt, err)
+        admission.settle(Outcome.FAILURE, this.protection.clock.now() - startedAt, err)
       })
   }
 }
 
-function rejectionReason (code: number): RejectionReason {
-  if (code === REJECT_OPEN) {
-    return 'open'
-  }
-  return code === REJECT_HALF_OPEN_FULL ? 'half_open' : 'recovery'
+const REJECTION_LABELS: Record<Rejection['reason'], RejectionReason> = {
+  open: 'open',
+  'half-open-full': 'half_open',
+  recovery: 'recovery'
 }
 
 const ABUSE_LABELS: Record<AbuseReason, RejectionReason> = {

@@ -6,9 +6,9 @@ import {
   BitswapProtectionManager,
   CircuitState,
   HealthStatus,
-  Outcome,
   defaultProtectionConfig
 } from '../../../src/index.ts'
+import { Outcome } from '../../../src/states.ts'
 import type { LocalSuspicionChange, ProtectionConfigInit, TransitionEvent } from '../../../src/index.ts'
 import type { RecoveryFailedEvent } from '../../../src/recovery/recovery-manager.ts'
 
