@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { createLibp2p } from 'libp2p'
 import { Registry } from 'prom-client'
-import { bitswapCircuitBreaker, METRIC_PREFIX } from '../../src/index.ts'
+import { bitswapCircuitBreaker } from '../../src/index.ts'
 import type { Libp2p } from '@libp2p/interface'
 
 interface Target { expr: string }
@@ -18,6 +18,9 @@ interface Dashboard {
   panels: Panel[]
   templating: { list: Array<{ name: string, type: string, query?: { query: string } }> }
 }
+
+/** Every metric of the service starts with this (the README's metrics table) */
+const METRIC_PREFIX = 'libp2p_bitswap_circuit_breaker_'
 
 /** Labels Prometheus itself adds to every scraped series */
 const TARGET_LABELS = new Set(['instance', 'job'])
