@@ -10,6 +10,7 @@ import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { createLibp2p } from 'libp2p'
 import { Registry } from 'prom-client'
 import { bitswapCircuitBreaker } from '../../src/index.ts'
+import { METRIC_PREFIX } from '../../src/libp2p/metrics.ts'
 import type { Libp2p } from '@libp2p/interface'
 
 interface Target { expr: string }
@@ -18,9 +19,6 @@ interface Dashboard {
   panels: Panel[]
   templating: { list: Array<{ name: string, type: string, query?: { query: string } }> }
 }
-
-/** Every metric of the service starts with this (the README's metrics table) */
-const METRIC_PREFIX = 'libp2p_bitswap_circuit_breaker_'
 
 /** Labels Prometheus itself adds to every scraped series */
 const TARGET_LABELS = new Set(['instance', 'job'])
