@@ -76,6 +76,7 @@ export {
   TooManyRequestsError,
   RecoveryThrottledError,
   InvalidConfigError,
+  InvalidSnapshotError,
   OpenStreamDeadlineError,
   InboundLimitError,
   ClosedError,

@@ -15,6 +15,7 @@ import { AutoTune } from './auto-tune.ts'
 import { resolveProtectionConfig } from './config.ts'
 import { PopulationGuard } from './population-guard.ts'
 import { prepareSnapshot, SNAPSHOT_VERSION } from './snapshot.ts'
+import { checkEngineOptions } from '../validate.ts'
 import type { PreparedSnapshot } from './snapshot.ts'
 import type { ProtectionConfigInit } from './config.ts'
 import type { LocalSuspicionChange } from './population-guard.ts'
@@ -67,6 +68,7 @@ export class BitswapProtectionManager implements PermitOwner {
   constructor (init: ProtectionConfigInit = {}, options: ProtectionManagerOptions = {}) {
     // resolved once, up front: an error names the field by its full path and nothing is built
     const resolved = resolveProtectionConfig(init)
+    checkEngineOptions(options)
     this.clock = options.clock ?? systemClock
     this.registry = new PeerTable({ maxPeers: resolved.maxPeers, idleTimeout: resolved.idleTimeout, clock: this.clock })
     this.circuitBreaker = new BitswapCircuitBreaker(resolved.circuitBreaker, { clock: this.clock, random: options.random, registry: this.registry })
