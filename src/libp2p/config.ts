@@ -182,6 +182,11 @@ function protocolId (value: unknown): string | undefined {
   return typeof value === 'string' && value.startsWith('/') ? value : undefined
 }
 
+/** Whether a string parses as a peer id (a snapshot's peers are checked with it) */
+export function isPeerIdString (value: string): boolean {
+  return peerIdString(value) !== undefined
+}
+
 /** A PeerId, or a string that parses as one: a typo must not silently leave a peer gated */
 function peerIdString (value: unknown): string | undefined {
   if (isPeerId(value)) {

@@ -2,7 +2,7 @@ import { serviceCapabilities, TypedEventEmitter } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { BitswapProtectionManager, isTrip } from '../protection/protection-manager.ts'
 import { CircuitState } from '../states.ts'
-import { resolveServiceConfig } from './config.ts'
+import { isPeerIdString, resolveServiceConfig } from './config.ts'
 import { SERVICE_NAME } from './constants.ts'
 import { DeadlineScheduler } from './deadline-scheduler.ts'
 import { wrapGater } from './gater.ts'
@@ -75,9 +75,11 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     this.gate = new StreamGate(components, config, this.protection, this.scheduler, this.metrics, this.log)
     this.isolation = new PeerIsolation(components.connectionManager, config, this.protection, this.gate.guard, this.scheduler, this.log)
     this.bridgeEngineEvents()
-    if (init.initialState != null) {
-      this.protection.restore(init.initialState)
-      this.restored = init.initialState.peers
+    if (config.initialState !== undefined) {
+      // checked before anything is installed: a bad snapshot throws InvalidSnapshotError here
+      const { entries, stats } = this.protection.restore(config.initialState, { path: 'initialState', isValidPeer: isPeerIdString })
+      this.restored = entries
+      this.log('initialState: restored %d peers; skipped %d invalid peer ids and %d duplicates, dropped %d whose open time had ended and %d over half the peer table', stats.restored, stats.invalidPeers, stats.duplicates, stats.expired, stats.overCapacity)
     }
   }
 
