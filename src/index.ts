@@ -76,7 +76,6 @@ export {
   TooManyRequestsError,
   RecoveryThrottledError,
   InvalidConfigError,
-  InvalidSnapshotError,
   OpenStreamDeadlineError,
   InboundLimitError,
   ClosedError,
