@@ -1,4 +1,8 @@
 import { checkNumber } from '../validate.ts'
+import {
+  DEFAULT_MAX_INBOUND_BUFFERED_BYTES, DEFAULT_MAX_INBOUND_BYTES_PER_SECOND, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER, DEFAULT_MAX_WANTLIST_ENTRIES,
+  DEFAULT_MAX_WANTLIST_ENTRIES_PER_SECOND
+} from './config.ts'
 
 /**
  * Caps on what peers may push at us over inbound Bitswap streams: per peer, how many streams it
@@ -9,45 +13,11 @@ import { checkNumber } from '../validate.ts'
  */
 
 /**
- * Concurrent inbound Bitswap streams one peer may hold. @helia/bitswap opens one stream per
- * message and closes it, so an honest peer rarely holds more than a few; helia itself allows 1024
- * per connection, which lets one peer pin that many idle streams for its 10 s idle timeout.
- */
-export const DEFAULT_MAX_INBOUND_STREAMS_PER_PEER = 32
-
-/**
- * Inbound Bitswap bytes per second from one peer. Generous on purpose: it also carries the blocks
- * we asked for, and a provider on a fast LAN must not be cut off; this is a backstop against
- * floods (unrequested data is counted against the sender separately).
- */
-export const DEFAULT_MAX_INBOUND_BYTES_PER_SECOND = 64 * 1024 * 1024
-
-/**
- * Bytes of partly received Bitswap frames held for all peers together: issue 11's figure, sixteen
- * of helia's 4 MiB messages in flight at once. Per-peer limits cannot bound this: any number of
- * fresh identities can each pin frames just under them (two pinned 263–382 MB before).
- */
-export const DEFAULT_MAX_INBOUND_BUFFERED_BYTES = 64 * 1024 * 1024
-
-/**
- * No one peer may hold more than this share of that budget (16 MiB at the default, four of helia's
+ * No one peer may hold more than this share of the partial-frame budget (16 MiB at the default, four of helia's
  * largest messages half-received at once): a single identity pinning frames just under the shared
  * limit would otherwise sit there until helia's 10 s receive timeout
  */
 export const PEER_SHARE_OF_BUFFERED = 0.25
-
-/**
- * Wantlist entries one message may carry, and the size of a peer's entry budget: boxo's server
- * keeps at most 1024 entries per peer (`MaxQueuedWantlistEntriesPerPeer`), helia's
- * `DEFAULT_MAX_WANTLIST_SIZE` is 1024, and both spend work on every entry before truncating.
- */
-export const DEFAULT_MAX_WANTLIST_ENTRIES = 1024
-
-/**
- * Sustained wantlist entries per second from one peer: eight whole 1024-entry lists a second, well
- * above a client fetching from us a few thousand blocks a second (a want and a cancel per block)
- */
-export const DEFAULT_MAX_WANTLIST_ENTRIES_PER_SECOND = 8192
 
 export interface InboundLimitsInit {
   /**

@@ -138,6 +138,11 @@ export class BitswapObserver {
     return this.core.ledger.peerLatency(peer.toString(), 'block')
   }
 
+  /** Whether wants we sent the peer are still open: its inbound streams may carry their answers */
+  awaitingAnswers (peer: PeerId): boolean {
+    return this.core.ledger.openWants(peer.toString()) > 0
+  }
+
   /** Inbound Bitswap streams the peer holds open now */
   inboundStreams (peer: PeerId): number {
     return this.core.peers.get(peer.toString())?.streams ?? 0
