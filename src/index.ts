@@ -255,21 +255,31 @@ export interface BitswapCircuitBreakerService extends TypedEventTarget<BitswapCi
 /**
  * The service factory, for `createLibp2p({ services: { bitswapCircuitBreaker: bitswapCircuitBreaker() } })`
  */
-export function bitswapCircuitBreaker (init: BitswapCircuitBreakerInit = {}): (components: BitswapCircuitBreakerComponents) => BitswapCircuitBreakerService {
+export function bitswapCircuitBreaker (init: BitswapCircuitBreakerInit = {}): BitswapCircuitBreakerFactory {
   return (components) => new CircuitBreakerService(components, init)
 }
+
+/** The factory `bitswapCircuitBreaker()` returns: what a libp2p `services` map holds */
+export type BitswapCircuitBreakerFactory = (components: BitswapCircuitBreakerComponents) => BitswapCircuitBreakerService
+
+/**
+ * A libp2p config with the service added under `K`, so that `node.services[K]` (and Helia's
+ * `helia.libp2p.services[K]`) is typed as {@link BitswapCircuitBreakerService} next to the config's own services
+ */
+export type WithBitswapCircuitBreaker<T extends { services?: object }, K extends string = typeof DEFAULT_SERVICE_KEY> =
+  Omit<T, 'services'> & { services: NonNullable<T['services']> & Record<K, BitswapCircuitBreakerFactory> }
 
 /**
  * Adds the service to an existing libp2p config (e.g. Helia's `libp2pDefaults()`), keeping every
  * service already in it. Helia's `libp2p` option replaces the whole services map, so pass it the
  * result of this call rather than a map with only our service in it.
  */
-export function addBitswapCircuitBreaker<T extends { services?: object }> (config: T, init: BitswapCircuitBreakerInit = {}, key: string = DEFAULT_SERVICE_KEY): T {
+export function addBitswapCircuitBreaker<T extends { services?: object }, K extends string = typeof DEFAULT_SERVICE_KEY> (config: T, init: BitswapCircuitBreakerInit = {}, key: K = DEFAULT_SERVICE_KEY as K): WithBitswapCircuitBreaker<T, K> {
   return {
     ...config,
     services: {
       ...config.services,
       [key]: bitswapCircuitBreaker(init)
     }
-  }
+  } as WithBitswapCircuitBreaker<T, K>
 }

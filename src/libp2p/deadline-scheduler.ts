@@ -1,16 +1,18 @@
 import { systemClock } from '../clock.ts'
+import { MinHeap } from '../util/min-heap.ts'
 import type { Clock } from '../clock.ts'
+import type { HeapItem } from '../util/min-heap.ts'
 
 /**
  * Many deadlines on one timer.
  *
  * Every guarded stream open needs a deadline, and most of them are cancelled (the open succeeds)
  * long before they fire. A `setTimeout` per open would mean one timer allocation and one clear
- * per open; here a binary min-heap of slots holds the deadlines and a single timer is armed for
- * the earliest one.
+ * per open; here a min-heap of entries holds the deadlines and a single timer is armed for the
+ * earliest one.
  *
- * - Slots live in parallel arrays reused through a free list, so `schedule` allocates nothing
- *   beyond the caller's `fn` (pass an `arg` to avoid a closure: `fn(arg)` is called).
+ * - Entries are reused through a free list, so `schedule` allocates nothing once warm beyond the
+ *   caller's `fn` (pass an `arg` to avoid a closure: `fn(arg)` is called).
  * - A handle encodes slot + generation, so a stale handle (already fired or cancelled) never
  *   cancels a newer deadline that reuses its slot. Handles are always > 0: 0 can mean "none".
  * - `cancel` removes from the heap in O(log n) and does not touch the timer unless the heap
@@ -21,10 +23,10 @@ import type { Clock } from '../clock.ts'
  */
 
 const SLOT_BITS = 21
-/** At most this many deadlines may be pending at once */
 /** A timer firing later than this (ms) means our event loop was busy: see `fire` */
 const LATE_TIMER_GRACE = 50
 
+/** At most this many deadlines may be pending at once */
 export const MAX_PENDING_DEADLINES = 2 ** SLOT_BITS
 /** Generations wrap here, keeping handles below 2^52 (exact doubles) */
 const MAX_GENERATION = 2 ** 31
@@ -32,6 +34,26 @@ const MAX_GENERATION = 2 ** 31
 const MAX_TIMER_DELAY = 2 ** 31 - 1
 
 type Callback = (arg: unknown) => void
+
+/** One slot: a pending deadline while in the heap, free otherwise */
+class Entry implements HeapItem {
+  readonly slot: number
+  at = 0
+  /** Scheduling order, so equal times fire first-scheduled first */
+  seq = 0
+  generation = 0
+  fn: Callback | undefined = undefined
+  arg: unknown = undefined
+  heapIndex = -1
+
+  constructor (slot: number) {
+    this.slot = slot
+  }
+}
+
+function earlier (a: Entry, b: Entry): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq)
+}
 
 export interface DeadlineSchedulerInit {
   /** @default systemClock */
@@ -41,16 +63,9 @@ export interface DeadlineSchedulerInit {
 export class DeadlineScheduler {
   /** The time base of `at` */
   readonly clock: Clock
-  // per slot
-  private at: number[] = []
-  private seq: number[] = []
-  private fns: Array<Callback | undefined> = []
-  private args: unknown[] = []
-  private pos: number[] = []
-  private gen: number[] = []
-  private free: number[] = []
-  // heap of slot numbers ordered by (at, seq)
-  private heap: number[] = []
+  private readonly entries: Entry[] = []
+  private readonly free: Entry[] = []
+  private readonly heap = new MinHeap<Entry>(earlier)
   private nextSeq = 0
   private timer: ReturnType<typeof setTimeout> | undefined
   private armedAt = Infinity
@@ -63,7 +78,7 @@ export class DeadlineScheduler {
 
   /** Pending deadlines */
   get size (): number {
-    return this.heap.length
+    return this.heap.size
   }
 
   /**
@@ -73,45 +88,36 @@ export class DeadlineScheduler {
   schedule (at: number, fn: () => void): number
   schedule<T> (at: number, fn: (arg: T) => void, arg: T): number
   schedule (at: number, fn: (arg: never) => void, arg?: unknown): number {
-    let slot = this.free.pop()
-    if (slot === undefined) {
-      slot = this.at.length
+    let entry = this.free.pop()
+    if (entry === undefined) {
+      const slot = this.entries.length
       if (slot >= MAX_PENDING_DEADLINES) {
         throw new RangeError(`more than ${MAX_PENDING_DEADLINES} pending deadlines`)
       }
-      this.at.push(0)
-      this.seq.push(0)
-      this.fns.push(undefined)
-      this.args.push(undefined)
-      this.pos.push(-1)
-      this.gen.push(0)
+      entry = new Entry(slot)
+      this.entries.push(entry)
     }
-    const generation = this.gen[slot] >= MAX_GENERATION ? 1 : this.gen[slot] + 1
-    this.gen[slot] = generation
-    this.at[slot] = at
-    this.seq[slot] = this.nextSeq++
-    this.fns[slot] = fn as Callback
-    this.args[slot] = arg
-    const i = this.heap.length
-    this.heap.push(slot)
-    this.pos[slot] = i
-    this.siftUp(i)
+    entry.generation = entry.generation >= MAX_GENERATION ? 1 : entry.generation + 1
+    entry.at = at
+    entry.seq = this.nextSeq++
+    entry.fn = fn as Callback
+    entry.arg = arg
+    this.heap.push(entry)
 
     if (at < this.armedAt) {
       this.arm()
     }
-    return generation * MAX_PENDING_DEADLINES + slot
+    return entry.generation * MAX_PENDING_DEADLINES + entry.slot
   }
 
   /** Cancels a pending deadline. Returns false if it already fired or was cancelled. */
   cancel (handle: number): boolean {
-    const slot = handle % MAX_PENDING_DEADLINES
-    if (handle <= 0 || slot >= this.gen.length || this.pos[slot] < 0 ||
-      this.gen[slot] !== Math.floor(handle / MAX_PENDING_DEADLINES)) {
+    const entry = handle > 0 ? this.entries[handle % MAX_PENDING_DEADLINES] : undefined
+    if (entry === undefined || entry.heapIndex < 0 || entry.generation !== Math.floor(handle / MAX_PENDING_DEADLINES)) {
       return false
     }
-    this.remove(slot)
-    if (this.heap.length === 0) {
+    this.remove(entry)
+    if (this.heap.size === 0) {
       this.disarm()
     }
     return true
@@ -120,10 +126,10 @@ export class DeadlineScheduler {
   /** Drops every pending deadline and clears the timer */
   stop (): void {
     this.disarm()
-    for (const slot of this.heap) {
-      this.release(slot)
+    for (const entry of this.heap) {
+      this.release(entry)
     }
-    this.heap.length = 0
+    this.heap.clear()
   }
 
   /** Set while a late timer is giving pending I/O one turn before its deadlines fire */
@@ -133,7 +139,8 @@ export class DeadlineScheduler {
     this.timer = undefined
     this.armedAt = Infinity
     const now = this.clock.now()
-    if (!this.graceTaken && this.heap.length > 0 && now - this.at[this.heap[0]] > LATE_TIMER_GRACE) {
+    const first = this.heap.peek()
+    if (!this.graceTaken && first !== undefined && now - first.at > LATE_TIMER_GRACE) {
       // Our own event loop was busy past the deadline, so the answer may already be waiting in a
       // socket buffer: let one turn of I/O run before judging any peer (a re-armed 0 ms timer fires
       // after the poll phase). Otherwise a CPU spike here would look like every peer stalling.
@@ -143,28 +150,23 @@ export class DeadlineScheduler {
     }
     this.graceTaken = false
     // entries scheduled by a callback for a time already past fire in this same pass
-    while (this.heap.length > 0) {
-      const slot = this.heap[0]
-      if (this.at[slot] > now) {
-        break
-      }
-      const fn = this.fns[slot]
-      const arg = this.args[slot]
-      this.remove(slot)
+    for (let entry = this.heap.peek(); entry !== undefined && entry.at <= now; entry = this.heap.peek()) {
+      const { fn, arg } = entry
+      this.remove(entry)
       try {
         fn?.(arg)
       } catch {
         // the callback's failure is its own; the other deadlines must still fire
       }
     }
-    if (this.heap.length > 0 && this.timer === undefined) {
+    if (this.heap.size > 0 && this.timer === undefined) {
       this.arm()
     }
   }
 
   private arm (): void {
     this.disarm()
-    const at = this.at[this.heap[0]]
+    const at = (this.heap.peek() as Entry).at
     const delay = Math.min(Math.max(0, at - this.clock.now()), MAX_TIMER_DELAY)
     const timer = setTimeout(this.onTimer, delay)
     // Node and Deno have unref; browsers return a number
@@ -183,68 +185,14 @@ export class DeadlineScheduler {
     this.armedAt = Infinity
   }
 
-  private remove (slot: number): void {
-    const i = this.pos[slot]
-    const last = this.heap.pop() as number
-    if (last !== slot) {
-      this.heap[i] = last
-      this.pos[last] = i
-      if (i > 0 && this.less(last, this.heap[(i - 1) >> 1])) {
-        this.siftUp(i)
-      } else {
-        this.siftDown(i)
-      }
-    }
-    this.release(slot)
+  private remove (entry: Entry): void {
+    this.heap.remove(entry)
+    this.release(entry)
   }
 
-  private release (slot: number): void {
-    this.pos[slot] = -1
-    this.fns[slot] = undefined
-    this.args[slot] = undefined
-    this.free.push(slot)
-  }
-
-  private less (a: number, b: number): boolean {
-    return this.at[a] < this.at[b] || (this.at[a] === this.at[b] && this.seq[a] < this.seq[b])
-  }
-
-  private siftUp (i: number): void {
-    const heap = this.heap
-    const slot = heap[i]
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (!this.less(slot, heap[parent])) {
-        break
-      }
-      heap[i] = heap[parent]
-      this.pos[heap[i]] = i
-      i = parent
-    }
-    heap[i] = slot
-    this.pos[slot] = i
-  }
-
-  private siftDown (i: number): void {
-    const heap = this.heap
-    const n = heap.length
-    const slot = heap[i]
-    for (;;) {
-      let child = 2 * i + 1
-      if (child >= n) {
-        break
-      }
-      if (child + 1 < n && this.less(heap[child + 1], heap[child])) {
-        child++
-      }
-      if (!this.less(heap[child], slot)) {
-        break
-      }
-      heap[i] = heap[child]
-      this.pos[heap[i]] = i
-      i = child
-    }
-    heap[i] = slot
-    this.pos[slot] = i
+  private release (entry: Entry): void {
+    entry.fn = undefined
+    entry.arg = undefined
+    this.free.push(entry)
   }
 }

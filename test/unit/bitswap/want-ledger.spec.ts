@@ -10,7 +10,8 @@ import { InvalidConfigError } from '../../../src/errors.ts'
 // The real codec and prefix encoding of @helia/bitswap 4.0.19 (not exported by the package)
 import { BitswapMessage, BlockPresenceType, WantType as HeliaWantType } from '../../../node_modules/@helia/bitswap/dist/src/pb/message.js'
 import { cidToPrefix } from '../../../node_modules/@helia/bitswap/dist/src/utils/cid-prefix.js'
-import type { AnswerKind, WantLedgerInit, WantOutcomeSink } from '../../../src/bitswap/want-ledger.ts'
+import type { AnswerKind, WantOutcomeSink } from '../../../src/bitswap/verdicts.ts'
+import type { WantLedgerInit } from '../../../src/bitswap/want-ledger-init.ts'
 
 const DAG_PB = 0x70
 
