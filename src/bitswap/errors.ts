@@ -1,5 +1,5 @@
 /**
- * Errors of the Bitswap wire readers. Callers match on `err.name` (libp2p convention), so each class
+ * Errors of the Bitswap wire readers and of want deadlines. Callers match on `err.name` (libp2p convention), so each class
  * sets `name` both statically and on the instance.
  */
 
@@ -35,5 +35,21 @@ export class InvalidMessageError extends Error {
     super(message)
     this.name = 'InvalidMessageError'
     this.reason = reason
+  }
+}
+
+/** A want the peer was asked to answer either way (`sendDontHave`) got no answer before its deadline */
+export class WantDeadlineError extends Error {
+  static override name = 'WantDeadlineError'
+  /** How long the want had waited, ms */
+  readonly ageMs: number
+  /** The peer's adaptive deadline it missed, ms */
+  readonly deadlineMs: number
+
+  constructor (ageMs: number, deadlineMs: number, message = `want unanswered after ${Math.round(ageMs)} ms (deadline ${Math.round(deadlineMs)} ms)`) {
+    super(message)
+    this.name = 'WantDeadlineError'
+    this.ageMs = ageMs
+    this.deadlineMs = deadlineMs
   }
 }

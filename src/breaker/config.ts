@@ -1,20 +1,36 @@
-import {
-  DEFAULT_BACKOFF_DECAY,
-  DEFAULT_BACKOFF_MULTIPLIER,
-  DEFAULT_INTERVAL,
-  DEFAULT_JITTER,
-  DEFAULT_MAX_HALF_OPEN_DWELL,
-  DEFAULT_MAX_REQUESTS,
-  DEFAULT_MAX_TIMEOUT,
-  DEFAULT_TIMEOUT,
-  DEFAULT_TRIP_FAILURE_RATIO,
-  DEFAULT_TRIP_MIN_REQUESTS,
-  FALLBACK_CONSECUTIVE_FAILURES,
-  FALLBACK_TIMEOUT
-} from '../constants.ts'
 import { InvalidConfigError } from '../errors.ts'
-import { checkFunction, checkNumber } from '../validate.ts'
+import { describe, optionalFunction, optionalNumber, pathOf } from '../validate.ts'
 import type { CircuitState } from '../states.ts'
+
+// -- defaults: the seed's DefaultBitswapCircuitBreakerConfig() (research/seed-origin.md §1.3) --
+/** HALF_OPEN probe quota and successes to close (seed) */
+export const DEFAULT_MAX_REQUESTS = 10
+/** CLOSED counting window, ms (seed: 30 s) */
+export const DEFAULT_INTERVAL = 30_000
+/** First open duration, ms (seed: 60 s, gobreaker's default too) */
+export const DEFAULT_TIMEOUT = 60_000
+/** The seed's trip rule: at least this many requests in the window ... */
+export const DEFAULT_TRIP_MIN_REQUESTS = 3
+/** ... and at least this failure ratio */
+export const DEFAULT_TRIP_FAILURE_RATIO = 0.6
+/** gobreaker's rule when `readyToTrip` is null: trip when consecutive failures exceed this */
+export const FALLBACK_CONSECUTIVE_FAILURES = 5
+/** gobreaker: `timeout: 0` (Go's zero value, "unset") means 60 s */
+export const FALLBACK_TIMEOUT = 60_000
+
+// -- open-duration backoff: ours (research/anchors-breakers.md: Envoy's outlier ejection) --
+/** Each trip while the level is raised doubles the open duration (Envoy multiplies by ejection count) */
+export const DEFAULT_BACKOFF_MULTIPLIER = 2
+/** Cap on the backed-off open duration: 10 min, 10x the first open, as Envoy caps 30 s ejections at 300 s */
+export const DEFAULT_MAX_TIMEOUT = 600_000
+/** Up to +20 % on backed-off durations, so peers that failed together do not probe together */
+export const DEFAULT_JITTER = 0.2
+/** One backoff level forgiven per 5 min CLOSED (Envoy decays its multiplier per healthy interval) */
+export const DEFAULT_BACKOFF_DECAY = 300_000
+/** Two open durations: probes unsettled this long cannot hold a circuit HALF_OPEN */
+export const DEFAULT_MAX_HALF_OPEN_DWELL = 120_000
+/** 2^32 − 1: gobreaker's counts are uint32 */
+const MAX_UINT32 = 0xFFFFFFFF
 
 /** The counts of the current generation (gobreaker's `Counts`) */
 export interface Counts {
@@ -27,12 +43,12 @@ export interface Counts {
 }
 
 /**
- * Circuit breaker options. Every field is optional: an omitted field takes the seed's default
- * (`defaultBitswapCircuitBreakerConfig()`), while the gobreaker fallbacks still apply to explicit
- * zero values (`maxRequests: 0` becomes 1, `timeout <= 0` becomes 60 s, `interval <= 0` means the
- * CLOSED counts never reset).
+ * Circuit breaker options. Every field is optional: `undefined` (or an omitted field) takes the
+ * default (`defaultBitswapCircuitBreakerConfig()`). gobreaker's zero values keep their meaning
+ * (`maxRequests: 0` is 1, `timeout: 0` is 60 s, `interval: 0` never resets the CLOSED counts);
+ * negative numbers, NaN and `null` (except where a field documents it) throw `InvalidConfigError`.
  */
-export interface CircuitBreakerConfig {
+export interface CircuitBreakerInit {
   /**
    * How many calls a HALF_OPEN circuit admits per generation (a hard quota, not a concurrency
    * limit), and how many consecutive successes close it. 0 means 1 (gobreaker).
@@ -43,8 +59,8 @@ export interface CircuitBreakerConfig {
 
   /**
    * Length in ms of the fixed CLOSED window after which the counts are cleared. A window starts at
-   * the first call after the previous one expired. 0 (or less) means the counts never reset while
-   * CLOSED (gobreaker).
+   * the first call after the previous one expired. 0 or Infinity means the counts never reset
+   * while CLOSED (gobreaker's 0).
    *
    * @default 30000
    */
@@ -52,7 +68,8 @@ export interface CircuitBreakerConfig {
 
   /**
    * How long in ms the circuit stays OPEN after its first trip before it lets probes through
-   * (HALF_OPEN). Later trips back off from this value. 0 or less means 60 s (gobreaker).
+   * (HALF_OPEN). Later trips back off from this value. 0 means 60 s (gobreaker). Finite: a circuit
+   * that never half-opens is `isolate()`.
    *
    * @default 60000
    */
@@ -77,7 +94,7 @@ export interface CircuitBreakerConfig {
 
   /**
    * Called after every state change, once the breaker's state is consistent. A throwing callback is
-   * ignored.
+   * ignored. `null` means none.
    *
    * @default undefined
    */
@@ -93,9 +110,10 @@ export interface CircuitBreakerConfig {
 
   /**
    * The backed-off open duration in ms never exceeds this before jitter is added. It must be at
-   * least `timeout`.
+   * least `timeout`; Infinity leaves the backoff uncapped. Derived when omitted, so it is absent
+   * from `defaultBitswapCircuitBreakerConfig()`: spreading that and raising `timeout` works.
    *
-   * @default 600000 (or `timeout`, if that is longer and `maxTimeout` is omitted)
+   * @default max(600000, timeout)
    */
   maxTimeout?: number
 
@@ -123,6 +141,12 @@ export interface CircuitBreakerConfig {
    */
   maxHalfOpenDwell?: number
 }
+
+/** @deprecated the seed's name: use `CircuitBreakerInit` */
+export type CircuitBreakerConfig = CircuitBreakerInit
+
+/** What `defaultBitswapCircuitBreakerConfig()` returns: every default, except the derived `maxTimeout` */
+export type CircuitBreakerDefaults = Omit<ResolvedCircuitBreakerConfig, 'maxTimeout' | 'onStateChange'>
 
 /** A validated config with every default filled in */
 export interface ResolvedCircuitBreakerConfig {
@@ -155,8 +179,11 @@ export function defaultIsSuccessful (err: unknown): boolean {
   return err == null
 }
 
-/** The seed's `DefaultBitswapCircuitBreakerConfig()`, plus this library's backoff defaults */
-export function defaultBitswapCircuitBreakerConfig (): ResolvedCircuitBreakerConfig {
+/**
+ * The seed's `DefaultBitswapCircuitBreakerConfig()`, plus this library's backoff defaults. `maxTimeout`
+ * is left out because it is derived from `timeout` (see `CircuitBreakerInit.maxTimeout`).
+ */
+export function defaultBitswapCircuitBreakerConfig (): CircuitBreakerDefaults {
   return {
     maxRequests: DEFAULT_MAX_REQUESTS,
     interval: DEFAULT_INTERVAL,
@@ -164,7 +191,6 @@ export function defaultBitswapCircuitBreakerConfig (): ResolvedCircuitBreakerCon
     readyToTrip: defaultReadyToTrip,
     isSuccessful: defaultIsSuccessful,
     backoffMultiplier: DEFAULT_BACKOFF_MULTIPLIER,
-    maxTimeout: DEFAULT_MAX_TIMEOUT,
     jitter: DEFAULT_JITTER,
     backoffDecay: DEFAULT_BACKOFF_DECAY,
     maxHalfOpenDwell: DEFAULT_MAX_HALF_OPEN_DWELL
@@ -174,60 +200,36 @@ export function defaultBitswapCircuitBreakerConfig (): ResolvedCircuitBreakerCon
 /**
  * Validates a partial config and fills in the defaults. A bad value throws `InvalidConfigError`
  * naming the field (prefixed with `path`, e.g. `circuitBreaker.timeout`) and the allowed range.
+ * Idempotent: a resolved config resolves to itself.
  */
-export function resolveCircuitBreakerConfig (config: CircuitBreakerConfig = {}, path: string = ''): ResolvedCircuitBreakerConfig {
-  const prefix = path === '' ? '' : `${path}.`
-  if (config == null || typeof config !== 'object') {
-    throw new InvalidConfigError(`${path === '' ? 'config' : path} must be an object, got ${String(config)}`)
+export function resolveCircuitBreakerConfig (init: CircuitBreakerInit = {}, path: string = ''): ResolvedCircuitBreakerConfig {
+  if (init === null || typeof init !== 'object' || Array.isArray(init)) {
+    throw new InvalidConfigError(`${path === '' ? 'config' : path} must be an object, got ${describe(init)}`)
   }
+  const config = init
+  const at = (field: string): string => pathOf(path, field)
 
-  let maxRequests = checkNumber(`${prefix}maxRequests`, config.maxRequests ?? DEFAULT_MAX_REQUESTS, 0, 2 ** 32 - 1, { integer: true })
-  if (maxRequests === 0) {
-    maxRequests = 1
-  }
-
-  let interval = config.interval ?? DEFAULT_INTERVAL
-  // gobreaker: a non-positive interval means the CLOSED counts never reset
-  if (typeof interval === 'number' && interval < 0) {
-    interval = 0
-  }
-  interval = checkNumber(`${prefix}interval`, interval, 0, Infinity)
-
-  let timeout = config.timeout ?? DEFAULT_TIMEOUT
-  if (typeof timeout === 'number' && timeout <= 0) {
-    timeout = FALLBACK_TIMEOUT
-  }
-  timeout = checkNumber(`${prefix}timeout`, timeout, 0, Infinity, { minExclusive: true })
+  // gobreaker's zero values: 0 requests is 1, a 0 timeout is the fallback, a 0 interval never resets
+  const maxRequests = Math.max(1, optionalNumber(at('maxRequests'), config.maxRequests, DEFAULT_MAX_REQUESTS, { min: 0, max: MAX_UINT32, integer: true }))
+  const interval = optionalNumber(at('interval'), config.interval, DEFAULT_INTERVAL, { min: 0, off: true })
+  const timeout = config.timeout === 0 ? FALLBACK_TIMEOUT : optionalNumber(at('timeout'), config.timeout, DEFAULT_TIMEOUT, { min: 0, minExclusive: true })
 
   let readyToTrip: (counts: Counts) => boolean
-  if (config.readyToTrip === undefined) {
-    readyToTrip = defaultReadyToTrip
-  } else if (config.readyToTrip === null) {
+  if (config.readyToTrip === null) {
     readyToTrip = consecutiveFailuresReadyToTrip
   } else {
-    readyToTrip = checkFunction(`${prefix}readyToTrip`, config.readyToTrip)
+    readyToTrip = optionalFunction(at('readyToTrip'), config.readyToTrip, defaultReadyToTrip)
   }
-
-  const isSuccessful = config.isSuccessful == null
-    ? defaultIsSuccessful
-    : checkFunction(`${prefix}isSuccessful`, config.isSuccessful)
-
-  const onStateChange = config.onStateChange == null
+  const isSuccessful = optionalFunction(at('isSuccessful'), config.isSuccessful, defaultIsSuccessful)
+  const onStateChange = config.onStateChange === null
     ? undefined
-    : checkFunction(`${prefix}onStateChange`, config.onStateChange)
+    : optionalFunction<ResolvedCircuitBreakerConfig['onStateChange']>(at('onStateChange'), config.onStateChange, undefined)
 
-  const backoffMultiplier = checkNumber(`${prefix}backoffMultiplier`, config.backoffMultiplier ?? DEFAULT_BACKOFF_MULTIPLIER, 1, 1000)
-
-  let maxTimeout: number
-  if (config.maxTimeout === undefined) {
-    maxTimeout = Math.max(DEFAULT_MAX_TIMEOUT, timeout)
-  } else {
-    maxTimeout = checkNumber(`${prefix}maxTimeout`, config.maxTimeout, timeout, Infinity)
-  }
-
-  const jitter = checkNumber(`${prefix}jitter`, config.jitter ?? DEFAULT_JITTER, 0, 1)
-  const backoffDecay = checkNumber(`${prefix}backoffDecay`, config.backoffDecay ?? DEFAULT_BACKOFF_DECAY, 0, Infinity, { minExclusive: true })
-  const maxHalfOpenDwell = checkNumber(`${prefix}maxHalfOpenDwell`, config.maxHalfOpenDwell ?? DEFAULT_MAX_HALF_OPEN_DWELL, 0, Infinity, { minExclusive: true })
+  const backoffMultiplier = optionalNumber(at('backoffMultiplier'), config.backoffMultiplier, DEFAULT_BACKOFF_MULTIPLIER, { min: 1, max: 1000 })
+  const maxTimeout = optionalNumber(at('maxTimeout'), config.maxTimeout, Math.max(DEFAULT_MAX_TIMEOUT, timeout), { min: timeout, off: true })
+  const jitter = optionalNumber(at('jitter'), config.jitter, DEFAULT_JITTER, { min: 0, max: 1 })
+  const backoffDecay = optionalNumber(at('backoffDecay'), config.backoffDecay, DEFAULT_BACKOFF_DECAY, { min: 0, minExclusive: true, off: true })
+  const maxHalfOpenDwell = optionalNumber(at('maxHalfOpenDwell'), config.maxHalfOpenDwell, DEFAULT_MAX_HALF_OPEN_DWELL, { min: 0, minExclusive: true, off: true })
 
   const resolved: ResolvedCircuitBreakerConfig = {
     maxRequests,

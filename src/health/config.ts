@@ -1,14 +1,25 @@
-import {
-  DEFAULT_DEGRADED_THRESHOLD,
-  DEFAULT_HEALTHY_THRESHOLD,
-  DEFAULT_HEALTH_WINDOW,
-  DEFAULT_MAX_AGE,
-  DEFAULT_MAX_CONSECUTIVE_ERRORS,
-  DEFAULT_MAX_RESPONSE_TIME,
-  DEFAULT_MIN_SAMPLES
-} from '../constants.ts'
 import { InvalidConfigError } from '../errors.ts'
-import { checkNumber } from '../validate.ts'
+import { describe, numberIn, optionalNumber, pathOf } from '../validate.ts'
+
+// -- defaults: the seed's DefaultHealthMonitorConfig() (research/seed-origin.md §1.3) --
+/** Success rate for HEALTHY (seed) */
+export const DEFAULT_HEALTHY_THRESHOLD = 0.95
+/** Success rate below which a peer is UNHEALTHY (seed) */
+export const DEFAULT_DEGRADED_THRESHOLD = 0.80
+/** p95 response time above which a peer is at best DEGRADED, ms (seed: 5 s) */
+export const DEFAULT_MAX_RESPONSE_TIME = 5_000
+/** Errors in a row that make a peer UNHEALTHY (seed) */
+export const DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
+/** Requests before a status is known (the seed hard-coded 3) */
+export const DEFAULT_MIN_SAMPLES = 3
+/** A peer silent this long is stale, ms (seed: 10 min) */
+export const DEFAULT_MAX_AGE = 600_000
+/** Sliding window of the success rate, ms: ours (the seed's rate was lifetime); 2 breaker intervals */
+export const DEFAULT_HEALTH_WINDOW = 60_000
+/** Per-peer counters are uint16 */
+const MAX_UINT16 = 65_535
+/** Timer-safe upper bound of a window, ms (2^31, setTimeout's limit) */
+const MAX_WINDOW = 2 ** 31
 
 /**
  * Health monitor options. Every field is optional and takes the seed's default.
@@ -17,7 +28,7 @@ import { checkNumber } from '../validate.ts'
  * the first two were never read (there is no active probing), and cleanup needs no interval here
  * because stale peers are dropped lazily (see `maxAge`).
  */
-export interface HealthMonitorConfig {
+export interface HealthMonitorInit {
   /**
    * A success rate at or above this (over the sliding window) is HEALTHY, unless the latency check
    * says otherwise.
@@ -75,6 +86,9 @@ export interface HealthMonitorConfig {
   window?: number
 }
 
+/** @deprecated the seed's name: use `HealthMonitorInit` */
+export type HealthMonitorConfig = HealthMonitorInit
+
 /** A validated config with every default filled in */
 export interface ResolvedHealthMonitorConfig {
   healthyThreshold: number
@@ -103,27 +117,28 @@ export function defaultHealthMonitorConfig (): ResolvedHealthMonitorConfig {
  * Validates a partial config and fills in the defaults. A bad value throws `InvalidConfigError`
  * naming the field (prefixed with `path`, e.g. `healthMonitor.window`) and the allowed range.
  */
-export function resolveHealthMonitorConfig (config: HealthMonitorConfig = {}, path: string = ''): ResolvedHealthMonitorConfig {
-  const prefix = path === '' ? '' : `${path}.`
-  if (config == null || typeof config !== 'object') {
-    throw new InvalidConfigError(`${path === '' ? 'config' : path} must be an object, got ${String(config)}`)
+export function resolveHealthMonitorConfig (config: HealthMonitorInit = {}, path: string = ''): ResolvedHealthMonitorConfig {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    throw new InvalidConfigError(`${path === '' ? 'config' : path} must be an object, got ${describe(config)}`)
   }
+  const at = (field: string): string => pathOf(path, field)
 
-  const healthyThreshold = checkNumber(`${prefix}healthyThreshold`, config.healthyThreshold ?? DEFAULT_HEALTHY_THRESHOLD, 0, 1)
-  const degradedThreshold = checkNumber(`${prefix}degradedThreshold`, config.degradedThreshold ?? DEFAULT_DEGRADED_THRESHOLD, 0, healthyThreshold)
-  const maxResponseTime = checkNumber(`${prefix}maxResponseTime`, config.maxResponseTime ?? DEFAULT_MAX_RESPONSE_TIME, 0, Infinity, { minExclusive: true })
-  const maxConsecutiveErrors = checkNumber(`${prefix}maxConsecutiveErrors`, config.maxConsecutiveErrors ?? DEFAULT_MAX_CONSECUTIVE_ERRORS, 1, 65_535, { integer: true })
-  const minSamples = checkNumber(`${prefix}minSamples`, config.minSamples ?? DEFAULT_MIN_SAMPLES, 1, 65_535, { integer: true })
-  const maxAge = checkNumber(`${prefix}maxAge`, config.maxAge ?? DEFAULT_MAX_AGE, 0, Infinity, { minExclusive: true })
-  const window = checkNumber(`${prefix}window`, config.window ?? DEFAULT_HEALTH_WINDOW, 1, 2 ** 31)
-
+  const healthyThreshold = optionalNumber(at('healthyThreshold'), config.healthyThreshold, DEFAULT_HEALTHY_THRESHOLD, { min: 0, max: 1 })
+  const degradedThreshold = optionalNumber(at('degradedThreshold'), config.degradedThreshold, DEFAULT_DEGRADED_THRESHOLD, { min: 0, max: 1 })
+  if (degradedThreshold > healthyThreshold) {
+    // name the field the caller set: a lowered healthyThreshold meets the default degradedThreshold
+    const field = config.degradedThreshold === undefined ? 'healthyThreshold' : 'degradedThreshold'
+    numberIn(at(field), config[field] ?? healthyThreshold, field === 'degradedThreshold'
+      ? { min: 0, max: healthyThreshold }
+      : { min: degradedThreshold, max: 1 })
+  }
   return {
     healthyThreshold,
     degradedThreshold,
-    maxResponseTime,
-    maxConsecutiveErrors,
-    minSamples,
-    maxAge,
-    window
+    maxResponseTime: optionalNumber(at('maxResponseTime'), config.maxResponseTime, DEFAULT_MAX_RESPONSE_TIME, { min: 0, minExclusive: true, off: true }),
+    maxConsecutiveErrors: optionalNumber(at('maxConsecutiveErrors'), config.maxConsecutiveErrors, DEFAULT_MAX_CONSECUTIVE_ERRORS, { min: 1, max: MAX_UINT16, integer: true }),
+    minSamples: optionalNumber(at('minSamples'), config.minSamples, DEFAULT_MIN_SAMPLES, { min: 1, max: MAX_UINT16, integer: true }),
+    maxAge: optionalNumber(at('maxAge'), config.maxAge, DEFAULT_MAX_AGE, { min: 0, minExclusive: true }),
+    window: optionalNumber(at('window'), config.window, DEFAULT_HEALTH_WINDOW, { min: 1, max: MAX_WINDOW })
   }
 }

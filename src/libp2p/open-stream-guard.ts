@@ -1,9 +1,11 @@
 import { AbortError, isPeerId } from '@libp2p/interface'
 import { ClosedError, InvalidConfigError, OpenStreamDeadlineError } from '../errors.ts'
 import { Outcome } from '../states.ts'
-import { checkNumber } from '../validate.ts'
+import { resolveOpenStreamConfig } from './config.ts'
 import { DEFAULT_BITSWAP_PROTOCOLS } from './constants.ts'
 import { DeadlineScheduler } from './deadline-scheduler.ts'
+import { patchMethod } from './patch.ts'
+import type { MethodPatch } from './patch.ts'
 import type { Clock } from '../clock.ts'
 import type { ComponentLogger, Connection, DialTarget, Libp2pEvents, Logger, NewStreamOptions, PeerId, Stream, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager, OpenConnectionOptions } from '@libp2p/interface-internal'
@@ -111,9 +113,10 @@ export interface OpenStreamGuardInit {
   minSamples?: number
 
   /**
-   * How many recent open times are kept per connected peer (the median is taken over them)
+   * How many recent open times are kept per connected peer (the median is taken over them); at
+   * least `minSamples`
    *
-   * @default 8
+   * @default max(8, minSamples)
    */
   sampleWindow?: number
 
@@ -126,9 +129,9 @@ export interface OpenStreamGuardInit {
   minDeadline?: number
 
   /**
-   * Upper clamp (ms)
+   * Upper clamp (ms); at least `minDeadline`
    *
-   * @default 2000
+   * @default max(2000, minDeadline)
    */
   maxDeadline?: number
 
@@ -166,14 +169,6 @@ export interface OpenStreamGuardInit {
 
 type OpenStreamOptions = OpenConnectionOptions & NewStreamOptions
 type OpenStreamFn = ConnectionManager['openStream']
-
-interface Installation {
-  cm: ConnectionManager
-  original: OpenStreamFn
-  wrapper: OpenStreamFn
-  hadOwn: boolean
-  active: boolean
-}
 
 const CODE_P2P = 421
 const PENDING = 0
@@ -258,7 +253,7 @@ export class OpenStreamGuard {
   /** Scratch space for the median */
   private readonly scratch: Float64Array
   private readonly settler: OpenSettler
-  private installation: Installation | undefined
+  private patch: MethodPatch<OpenStreamFn> | undefined
 
   constructor (components: OpenStreamGuardComponents, gate: OpenStreamGate, init: OpenStreamGuardInit = {}) {
     this.components = components
@@ -270,15 +265,16 @@ export class OpenStreamGuard {
       throw new InvalidConfigError('openStream.protocols must be a non-empty array of protocol ids')
     }
     this.protocols = new Set(protocols)
-    this.neutral = new Set(init.neutralErrors ?? DEFAULT_NEUTRAL_OPEN_ERRORS)
-    this.coldDeadline = checkNumber('openStream.coldDeadline', init.coldDeadline ?? 1000, 0, Infinity, { minExclusive: true })
-    this.coldMultiplier = checkNumber('openStream.coldMultiplier', init.coldMultiplier ?? 4, 0, Infinity, { minExclusive: true })
-    this.sampleMultiplier = checkNumber('openStream.sampleMultiplier', init.sampleMultiplier ?? 4, 0, Infinity, { minExclusive: true })
-    this.window = checkNumber('openStream.sampleWindow', init.sampleWindow ?? 8, 1, 1024, { integer: true })
-    this.minSamples = checkNumber('openStream.minSamples', init.minSamples ?? 3, 1, this.window, { integer: true })
-    this.minDeadline = checkNumber('openStream.minDeadline', init.minDeadline ?? 250, 0, Infinity, { minExclusive: true })
-    this.maxDeadline = checkNumber('openStream.maxDeadline', init.maxDeadline ?? 2000, this.minDeadline, Infinity)
-    this.unconnectedFloor = checkNumber('openStream.unconnectedFloor', init.unconnectedFloor ?? 2000, 0, Infinity)
+    const config = resolveOpenStreamConfig(init)
+    this.neutral = new Set(config.neutralErrors ?? DEFAULT_NEUTRAL_OPEN_ERRORS)
+    this.coldDeadline = config.coldDeadline
+    this.coldMultiplier = config.coldMultiplier
+    this.sampleMultiplier = config.sampleMultiplier
+    this.window = config.sampleWindow
+    this.minSamples = config.minSamples
+    this.minDeadline = config.minDeadline
+    this.maxDeadline = config.maxDeadline
+    this.unconnectedFloor = config.unconnectedFloor
     this.ownsScheduler = init.scheduler == null
     this.scheduler = init.scheduler ?? new DeadlineScheduler({ clock: init.clock })
     // deadlines are absolute times in the scheduler's time base
@@ -289,57 +285,40 @@ export class OpenStreamGuard {
 
   /** Wraps `connectionManager.openStream` (as an own property) and starts listening for identify */
   start (): void {
-    if (this.installation != null) {
+    if (this.patch != null) {
       return
     }
     const cm = this.components.connectionManager
-    const original = cm.openStream
-    const installation: Installation = {
-      cm,
-      original,
-      hadOwn: Object.hasOwn(cm, 'openStream'),
-      active: true,
-      // a wrapper per start: a stale one left inside someone else's chain stays a pass-through
-      wrapper: (target, protocols, options) => {
-        if (!installation.active || !this.inScope(protocols)) {
-          return original.call(cm, target, protocols, options)
-        }
-        const peer = this.peerOf(target)
-        if (peer == null) {
-          return original.call(cm, target, protocols, options)
-        }
-        return this.guarded(original, cm, target, peer, protocols, options)
+    // a wrapper per start: a stale one left inside someone else's chain stays a pass-through
+    this.patch = patchMethod(cm, 'openStream', (original: OpenStreamFn): OpenStreamFn => (target, protocols, options) => {
+      if (!this.inScope(protocols)) {
+        return original.call(cm, target, protocols, options)
       }
-    }
-    cm.openStream = installation.wrapper
-    this.installation = installation
+      const peer = this.peerOf(target)
+      if (peer == null) {
+        return original.call(cm, target, protocols, options)
+      }
+      return this.guarded(original, cm, target, peer, protocols, options)
+    })
     this.components.events.addEventListener('peer:identify', this.onIdentify)
     this.components.events.addEventListener('peer:disconnect', this.onDisconnect)
   }
 
   /**
-   * Aborts our in-flight opens (NEUTRAL, `ClosedError`), puts back exactly what was there before
-   * `start()` (or, if someone wrapped `openStream` on top of ours, turns ours into a pass-through),
+   * Puts back exactly what was there before `start()` (or, if someone wrapped `openStream` on top
+   * of ours, turns ours into a pass-through), aborts our in-flight opens (NEUTRAL, `ClosedError`)
    * and removes our listeners. A scheduler passed in `init` is left running.
    */
   stop (): void {
-    const installation = this.installation
-    if (installation == null) {
+    const patch = this.patch
+    if (patch == null) {
       return
     }
-    this.installation = undefined
-    installation.active = false
+    this.patch = undefined
+    patch.restore()
     const closed = new ClosedError('the open-stream guard was stopped')
     for (const state of [...this.peers.values()]) {
       this.abortAll(state, closed)
-    }
-    const { cm } = installation
-    if (cm.openStream === installation.wrapper) {
-      if (installation.hadOwn) {
-        cm.openStream = installation.original
-      } else {
-        delete (cm as Partial<ConnectionManager>).openStream
-      }
     }
     this.components.events.removeEventListener('peer:identify', this.onIdentify)
     this.components.events.removeEventListener('peer:disconnect', this.onDisconnect)

@@ -1,3 +1,4 @@
+import { patchMethod } from './patch.ts'
 import type { PeerId, Stream } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 
@@ -27,11 +28,10 @@ export class RampLimiter {
 
   constructor (private readonly limitOf: (peer: PeerId) => number) {}
 
-  /** Wraps `connectionManager.openStream` (as an instance property) for the given protocols */
+  /** Wraps `connectionManager.openStream` (as an instance property, see patch.ts) for the given protocols */
   wrap (cm: ConnectionManager, protocols: readonly string[]): () => void {
-    const original: OpenStream = cm.openStream
     const wanted = new Set(protocols)
-    const wrapped: OpenStream = (target, protocol, options) => {
+    const patch = patchMethod(cm, 'openStream', (original: OpenStream): OpenStream => (target, protocol, options) => {
       if (!isPeerIdLike(target) || !matches(protocol, wanted)) {
         return original.call(cm, target, protocol, options)
       }
@@ -40,12 +40,9 @@ export class RampLimiter {
         return original.call(cm, target, protocol, options)
       }
       return this.limited(target, limit, async () => original.call(cm, target, protocol, options), options?.signal)
-    }
-    cm.openStream = wrapped
+    })
     return () => {
-      if (cm.openStream === wrapped) {
-        cm.openStream = original
-      }
+      patch.restore()
       for (const slots of this.peers.values()) {
         slots.released = true
         slots.waiting.splice(0).forEach(wake => { wake() })

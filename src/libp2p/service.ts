@@ -2,7 +2,7 @@ import { serviceCapabilities, TypedEventEmitter } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { BitswapProtectionManager } from '../protection/protection-manager.ts'
 import { CircuitState, Outcome, REJECT_HALF_OPEN_FULL, REJECT_OPEN, UNTRACKED } from '../states.ts'
-import { DEFAULT_BITSWAP_PROTOCOLS, DEFAULT_RAMP_CONCURRENCY, DEFAULT_RESPONSE_DEADLINE, SERVICE_NAME } from './constants.ts'
+import { SERVICE_NAME } from './constants.ts'
 import { DeadlineScheduler } from './deadline-scheduler.ts'
 import { ServiceMetrics } from './metrics.ts'
 import { BitswapObserver } from './observer.ts'
@@ -13,7 +13,7 @@ import { watchStream } from './stream-watch.ts'
 import { RampLimiter } from './ramp-limiter.ts'
 import { patchMiddlewarePileup } from './upstream.ts'
 import { InboundLimitError } from '../errors.ts'
-import { checkNumber } from '../validate.ts'
+import { resolveServiceConfig } from './config.ts'
 import type { BitswapCircuitBreakerComponents, BitswapCircuitBreakerEvents, BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail, ServicePeerStatus, ServiceStatus } from '../index.ts'
 import { isTrip } from '../protection/protection-manager.ts'
 import type { PeerSnapshot, PeerStatus, ProtectionSnapshot, TransitionEvent } from '../protection/protection-manager.ts'
@@ -67,23 +67,25 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     super()
     this.components = components
     this.log = components.logger.forComponent('libp2p:bitswap-circuit-breaker')
-    this.protocols = [...(init.protocols ?? DEFAULT_BITSWAP_PROTOCOLS)]
-    this.disconnectOnOpen = init.disconnectOnOpen ?? true
-    this.redialOnHalfOpen = init.redialOnHalfOpen ?? true
-    this.minResponseDeadline = checkNumber('responseDeadline', init.responseDeadline ?? DEFAULT_RESPONSE_DEADLINE, 1, Infinity)
-    this.allowlist = new Set((init.allowlist ?? []).map(p => p.toString()))
-    this.protection = new BitswapProtectionManager(init, { clock: init.clock, random: init.random })
+    // every option is checked before anything is built: a bad one throws and nothing was installed
+    const config = resolveServiceConfig(init)
+    this.protocols = config.protocols
+    this.disconnectOnOpen = config.disconnectOnOpen
+    this.redialOnHalfOpen = config.redialOnHalfOpen
+    this.minResponseDeadline = config.responseDeadline
+    this.allowlist = config.allowlist
+    this.protection = new BitswapProtectionManager(config.protection, { clock: config.clock, random: config.random })
     this.scheduler = new DeadlineScheduler({ clock: this.protection.clock })
     this.guard = new OpenStreamGuard(components, this, {
-      ...init.openStream,
+      ...config.openStream,
       protocols: this.protocols,
       scheduler: this.scheduler
     })
-    this.rampConcurrency = checkNumber('rampConcurrency', init.rampConcurrency ?? DEFAULT_RAMP_CONCURRENCY, 1, 1024, { integer: true })
+    this.rampConcurrency = config.rampConcurrency
     this.ramp = new RampLimiter(this.rampLimit)
-    this.observer = init.observeMessages === false
-      ? undefined
-      : new BitswapObserver({ ...init.observe, clock: this.protection.clock, scheduler: this.scheduler }, this)
+    this.observer = config.observeMessages
+      ? new BitswapObserver({ ...config.observe, clock: this.protection.clock, scheduler: this.scheduler }, this)
+      : undefined
     this.cleanClose = this.observer == null ? Outcome.SUCCESS : Outcome.NEUTRAL
     this.metrics = new ServiceMetrics(components.metrics, {
       circuitStates: () => this.protection.getOverallStatus().circuitStates,

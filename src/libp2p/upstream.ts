@@ -19,6 +19,8 @@
  * spec's "piles handlers up" case fails on the day libp2p is fixed, as the reminder.
  */
 
+import { patchMethod } from './patch.ts'
+import type { MethodPatch } from './patch.ts'
 import type { StreamMiddleware } from '@libp2p/interface'
 import type { Registrar } from '@libp2p/interface-internal'
 
@@ -35,9 +37,7 @@ export interface MiddlewarePatch {
 /** Shared by every caller patching the same registrar, so two services can patch and restore in any order */
 interface PatchState {
   holders: number
-  readonly original: MiddlewareRegistrar['getMiddleware']
-  /** Whether `getMiddleware` was an own property before we patched (otherwise it came from the prototype) */
-  readonly hadOwn: boolean
+  readonly patch: MethodPatch<MiddlewareRegistrar['getMiddleware']>
 }
 
 type PatchedGetMiddleware = MiddlewareRegistrar['getMiddleware'] & { [PATCH]?: PatchState }
@@ -54,19 +54,16 @@ let probes = 0
  * any stream arrives (in a service's constructor or `start`), and call `restore()` on stop.
  */
 export function patchMiddlewarePileup (registrar: MiddlewareRegistrar): MiddlewarePatch {
-  const current = registrar.getMiddleware as PatchedGetMiddleware
-  let state = current[PATCH]
+  let state = (registrar.getMiddleware as PatchedGetMiddleware)[PATCH]
 
   if (state == null) {
     if (!handsOutStoredArray(registrar)) {
       return NOT_APPLIED
     }
-
-    const original = current
-    const patched: PatchedGetMiddleware = (protocol: string): StreamMiddleware[] => original.call(registrar, protocol).slice()
-    state = { holders: 0, original, hadOwn: Object.prototype.hasOwnProperty.call(registrar, 'getMiddleware') }
-    patched[PATCH] = state
-    registrar.getMiddleware = patched
+    // if someone wraps getMiddleware after us, our copy must stay under them even once released
+    const patch = patchMethod(registrar, 'getMiddleware', (original) => (protocol: string): StreamMiddleware[] => original.call(registrar, protocol).slice(), { keepWhenCovered: true })
+    state = { holders: 0, patch }
+    ;(patch.installed as PatchedGetMiddleware)[PATCH] = state
   }
 
   state.holders++
@@ -81,16 +78,8 @@ export function patchMiddlewarePileup (registrar: MiddlewareRegistrar): Middlewa
       }
       released = true
       held.holders--
-
-      // if someone wrapped getMiddleware after us we cannot unwrap it; the copy stays, harmlessly
-      if (held.holders > 0 || (registrar.getMiddleware as PatchedGetMiddleware)[PATCH] !== held) {
-        return
-      }
-
-      if (held.hadOwn) {
-        registrar.getMiddleware = held.original
-      } else {
-        delete (registrar as Partial<MiddlewareRegistrar>).getMiddleware
+      if (held.holders === 0) {
+        held.patch.restore()
       }
     }
   }

@@ -1,5 +1,5 @@
 import { systemClock } from '../clock.ts'
-import { DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PEERS } from '../constants.ts'
+import { DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PEERS } from './config.ts'
 import { checkNumber } from '../validate.ts'
 import { growColumn } from './columns.ts'
 import { peerKey } from './peer-key.ts'
@@ -57,7 +57,7 @@ export class PeerRegistry {
   constructor (init: PeerRegistryInit = {}) {
     this.clock = init.clock ?? systemClock
     this.maxPeers = checkNumber('maxPeers', init.maxPeers ?? DEFAULT_MAX_PEERS, 1, 2 ** 24, { integer: true })
-    this.idleTimeout = checkNumber('idleTimeout', init.idleTimeout ?? DEFAULT_IDLE_TIMEOUT, 0, Infinity)
+    this.idleTimeout = checkNumber('idleTimeout', init.idleTimeout ?? DEFAULT_IDLE_TIMEOUT, 0, Infinity, { off: true })
     this.capacity = Math.min(INITIAL_CAPACITY, this.maxPeers)
     this.lastSeen = new Float64Array(this.capacity)
     this.referenced = new Uint8Array(this.capacity)

@@ -1,135 +1,18 @@
-import { DEFAULT_TRIP_FAILURE_RATIO, DEFAULT_TRIP_MIN_REQUESTS } from '../constants.ts'
-import { InvalidConfigError } from '../errors.ts'
 import { growFloat32, growFloat64, growUint32 } from '../peers/columns.ts'
-import { checkNumber } from '../validate.ts'
+import { resolveAutoTuneConfig } from './config.ts'
+import type { AutoTuneInit, ResolvedAutoTuneConfig } from './config.ts'
 import type { PopulationGuard } from './population-guard.ts'
 import type { Counts, ResolvedCircuitBreakerConfig } from '../breaker/config.ts'
 import type { BreakerCore } from '../breaker/core.ts'
 import type { SlotColumns } from '../peers/columns.ts'
 import type { PeerRegistry } from '../peers/registry.ts'
 
-/**
- * A peer's request rate is counted per window of this many ms. One second: the trip rule asks a
- * busy peer for about one second of its own traffic as evidence.
- */
-export const DEFAULT_RATE_WINDOW = 1_000
-/**
- * Weight of the newest whole window in the rate's moving average. 0.5 (boxo's ScoreLedger uses the
- * same alpha for its short-term score) forgets a burst within a few windows.
- */
-export const DEFAULT_RATE_SMOOTHING = 0.5
-export const DEFAULT_MAX_TRIP_MIN_REQUESTS = 20
-export const DEFAULT_MAX_TRIP_FAILURE_RATIO = 0.9
-export const DEFAULT_MIN_RAMP_SPEED = 0.5
-export const DEFAULT_MAX_RAMP_SPEED = 2
-
 /** Absorbs float error in rates, so that exactly 10 requests a window ask for 10, not 11 */
 const EPSILON = 1e-9
 const MAX_UINT32 = 0xFFFFFFFF
 
-export interface AutoTuneConfig {
-  /**
-   * Length (ms) of the windows in which each peer's requests are counted
-   *
-   * @default 1000
-   */
-  rateWindow?: number
-
-  /**
-   * Weight in (0, 1] of the newest whole window in the moving average of requests per window
-   *
-   * @default 0.5
-   */
-  rateSmoothing?: number
-
-  /**
-   * The trip rule's minimum request volume for a quiet peer (the seed's fixed 3)
-   *
-   * @default 3
-   */
-  minTripRequests?: number
-
-  /**
-   * ... and for the busiest peer
-   *
-   * @default 20
-   */
-  maxTripRequests?: number
-
-  /**
-   * The failure ratio that trips a peer while the rest of the population is fine (the seed's 0.6)
-   *
-   * @default 0.6
-   */
-  minTripFailureRatio?: number
-
-  /**
-   * ... and while the rest is failing as much as local suspicion allows
-   *
-   * @default 0.9
-   */
-  maxTripFailureRatio?: number
-
-  /**
-   * The slowest recovery ramp, as a multiple of the configured speed (the rest is healthy)
-   *
-   * @default 0.5
-   */
-  minRampSpeed?: number
-
-  /**
-   * The fastest (nothing else is available)
-   *
-   * @default 2
-   */
-  maxRampSpeed?: number
-}
-
-export interface ResolvedAutoTuneConfig {
-  rateWindow: number
-  rateSmoothing: number
-  minTripRequests: number
-  maxTripRequests: number
-  minTripFailureRatio: number
-  maxTripFailureRatio: number
-  minRampSpeed: number
-  maxRampSpeed: number
-}
-
-export function defaultAutoTuneConfig (): ResolvedAutoTuneConfig {
-  return {
-    rateWindow: DEFAULT_RATE_WINDOW,
-    rateSmoothing: DEFAULT_RATE_SMOOTHING,
-    minTripRequests: DEFAULT_TRIP_MIN_REQUESTS,
-    maxTripRequests: DEFAULT_MAX_TRIP_MIN_REQUESTS,
-    minTripFailureRatio: DEFAULT_TRIP_FAILURE_RATIO,
-    maxTripFailureRatio: DEFAULT_MAX_TRIP_FAILURE_RATIO,
-    minRampSpeed: DEFAULT_MIN_RAMP_SPEED,
-    maxRampSpeed: DEFAULT_MAX_RAMP_SPEED
-  }
-}
-
-/** Validates a partial config and fills in the defaults; a bad value throws `InvalidConfigError` */
-export function resolveAutoTuneConfig (config: AutoTuneConfig = {}, path: string = ''): ResolvedAutoTuneConfig {
-  const prefix = path === '' ? '' : `${path}.`
-  if (config == null || typeof config !== 'object') {
-    throw new InvalidConfigError(`${path === '' ? 'config' : path} must be an object, got ${String(config)}`)
-  }
-  const d = defaultAutoTuneConfig()
-  const minTripRequests = checkNumber(`${prefix}minTripRequests`, config.minTripRequests ?? d.minTripRequests, 1, 2 ** 32 - 1, { integer: true })
-  const minTripFailureRatio = checkNumber(`${prefix}minTripFailureRatio`, config.minTripFailureRatio ?? d.minTripFailureRatio, 0, 1)
-  const minRampSpeed = checkNumber(`${prefix}minRampSpeed`, config.minRampSpeed ?? d.minRampSpeed, 0, 1, { minExclusive: true })
-  return {
-    rateWindow: checkNumber(`${prefix}rateWindow`, config.rateWindow ?? d.rateWindow, 1, 2 ** 31),
-    rateSmoothing: checkNumber(`${prefix}rateSmoothing`, config.rateSmoothing ?? d.rateSmoothing, 0, 1, { minExclusive: true }),
-    minTripRequests,
-    maxTripRequests: checkNumber(`${prefix}maxTripRequests`, config.maxTripRequests ?? Math.max(d.maxTripRequests, minTripRequests), minTripRequests, 2 ** 32 - 1, { integer: true }),
-    minTripFailureRatio,
-    maxTripFailureRatio: checkNumber(`${prefix}maxTripFailureRatio`, config.maxTripFailureRatio ?? Math.max(d.maxTripFailureRatio, minTripFailureRatio), minTripFailureRatio, 1),
-    minRampSpeed,
-    maxRampSpeed: checkNumber(`${prefix}maxRampSpeed`, config.maxRampSpeed ?? d.maxRampSpeed, 1, 1000)
-  }
-}
+export { defaultAutoTuneConfig, resolveAutoTuneConfig } from './config.ts'
+export type { AutoTuneConfig, AutoTuneInit, ResolvedAutoTuneConfig } from './config.ts'
 
 // -- the rules, as pure functions --
 
@@ -229,7 +112,7 @@ export class AutoTune implements SlotColumns {
   /** Index of the window being counted */
   private window: Float64Array = new Float64Array(0)
 
-  constructor (config: AutoTuneConfig = {}, options: AutoTuneOptions) {
+  constructor (config: AutoTuneInit = {}, options: AutoTuneOptions) {
     this.config = resolveAutoTuneConfig(config)
     this.registry = options.registry
     this.guard = options.guard

@@ -20,12 +20,10 @@ import {
   STATE_OPEN,
   UNTRACKED
 } from '../states.ts'
-import { defaultReadyToTrip, resolveCircuitBreakerConfig } from '../breaker/config.ts'
-import { resolveHealthMonitorConfig } from '../health/config.ts'
-import { resolveRecoveryConfig } from '../recovery/config.ts'
-import { AutoTune, resolveAutoTuneConfig } from './auto-tune.ts'
-import { resolveProtectionSwitches } from './config.ts'
-import { PopulationGuard, resolvePopulationGuardConfig } from './population-guard.ts'
+import { defaultReadyToTrip } from '../breaker/config.ts'
+import { AutoTune } from './auto-tune.ts'
+import { resolveProtectionConfig } from './config.ts'
+import { PopulationGuard } from './population-guard.ts'
 import type { TunedValues } from './auto-tune.ts'
 import type { ProtectionConfigInit } from './config.ts'
 import type { LocalSuspicionChange } from './population-guard.ts'
@@ -38,7 +36,7 @@ import type { PeerLike } from '../peers/peer-key.ts'
 import type { RecoveryStats } from '../recovery/recovery-manager.ts'
 
 export { defaultProtectionConfig } from './config.ts'
-export type { ProtectionConfig, ProtectionConfigInit } from './config.ts'
+export type { ProtectionConfig, ProtectionConfigInit, ProtectionInit } from './config.ts'
 
 /** The transition reason of circuits put back by `restore` */
 export const RESTORED = 'restored'
@@ -145,34 +143,28 @@ export class BitswapProtectionManager {
   private settlingSlot = -1
   private settlingAt = 0
 
-  constructor (config: ProtectionConfigInit = {}, options: ProtectionManagerOptions = {}) {
-    // validate every part up front, so an error names the field by its full path
-    const switches = resolveProtectionSwitches(config)
-    resolveCircuitBreakerConfig(config.circuitBreaker, 'circuitBreaker')
-    resolveHealthMonitorConfig(config.healthMonitor, 'healthMonitor')
-    resolveRecoveryConfig(config.recovery, 'recovery')
-    resolveAutoTuneConfig(config.autoTune, 'autoTune')
+  constructor (init: ProtectionConfigInit = {}, options: ProtectionManagerOptions = {}) {
+    // resolved once, up front: an error names the field by its full path and nothing is built
+    const resolved = resolveProtectionConfig(init)
     this.clock = options.clock ?? systemClock
-    this.registry = new PeerRegistry({ maxPeers: config.maxPeers, idleTimeout: config.idleTimeout, clock: this.clock })
-    const populationConfig = resolvePopulationGuardConfig(config.populationGuard, 'populationGuard')
+    this.registry = new PeerRegistry({ maxPeers: resolved.maxPeers, idleTimeout: resolved.idleTimeout, clock: this.clock })
     // without a user rule, trip sensitivity is auto-tuned per peer (auto-tune.ts); the default rule
     // (as in a config spread from defaultProtectionConfig()) is not a user rule
-    const userRule = config.circuitBreaker?.readyToTrip
-    const circuitBreaker = (userRule === undefined || userRule === defaultReadyToTrip) && switches.enableAutoTuning
-      ? { ...config.circuitBreaker, readyToTrip: (counts: Counts) => this.autoTune.shouldTrip(this.settlingSlot, counts, this.settlingAt) }
-      : config.circuitBreaker
+    const circuitBreaker = resolved.circuitBreaker.readyToTrip === defaultReadyToTrip && resolved.enableAutoTuning
+      ? { ...resolved.circuitBreaker, readyToTrip: (counts: Counts) => this.autoTune.shouldTrip(this.settlingSlot, counts, this.settlingAt) }
+      : resolved.circuitBreaker
     this.circuitBreaker = new BitswapCircuitBreaker(circuitBreaker, { clock: this.clock, random: options.random, registry: this.registry })
-    this.healthMonitor = new HealthMonitor(config.healthMonitor, { clock: this.clock, registry: this.registry })
-    this.populationGuard = new PopulationGuard(populationConfig, { registry: this.registry, clock: this.clock })
-    this.autoTune = new AutoTune(config.autoTune, { registry: this.registry, guard: this.populationGuard, core: this.circuitBreaker.core })
-    this.recoveryManager = new RecoveryManager(config.recovery, {
+    this.healthMonitor = new HealthMonitor(resolved.healthMonitor, { clock: this.clock, registry: this.registry })
+    this.populationGuard = new PopulationGuard(resolved.populationGuard, { registry: this.registry, clock: this.clock })
+    this.autoTune = new AutoTune(resolved.autoTune, { registry: this.registry, guard: this.populationGuard, core: this.circuitBreaker.core })
+    this.recoveryManager = new RecoveryManager(resolved.recovery, {
       clock: this.clock,
       registry: this.registry,
-      rampSpeed: switches.enableAutoTuning ? (slot, at) => this.autoTune.recoveryRampSpeed(slot, at) : undefined
+      rampSpeed: resolved.enableAutoTuning ? (slot, at) => this.autoTune.recoveryRampSpeed(slot, at) : undefined
     })
     this.onPopulationChange = this.populationGuard.onChange
-    this.enableAutoRecovery = switches.enableAutoRecovery
-    this.enableHealthBasedTripping = switches.enableHealthBasedTripping
+    this.enableAutoRecovery = resolved.enableAutoRecovery
+    this.enableHealthBasedTripping = resolved.enableHealthBasedTripping
     this.onTransition = this.transitions.listen
 
     const core = this.circuitBreaker.core

@@ -1,19 +1,33 @@
-import {
-  DEFAULT_COOLDOWN_PERIOD,
-  DEFAULT_FAILURE_THRESHOLD,
-  DEFAULT_INITIAL_RECOVERY_RATE,
-  DEFAULT_MAX_RECOVERY_RATE,
-  DEFAULT_MAX_RECOVERY_TIME,
-  DEFAULT_RECOVERY_INCREMENT,
-  DEFAULT_RECOVERY_INTERVAL,
-  DEFAULT_SUCCESS_THRESHOLD
-} from '../constants.ts'
 import { InvalidConfigError } from '../errors.ts'
 import { RecoveryStrategy } from '../states.ts'
-import { checkNumber, checkOneOf } from '../validate.ts'
+import { describe, numberIn, optionalNumber, optionalOneOf, pathOf } from '../validate.ts'
+
+// -- defaults: the seed's DefaultRecoveryConfig() (research/seed-origin.md §1.3) --
+/** Ramp shape (seed) */
+export const DEFAULT_RECOVERY_STRATEGY = RecoveryStrategy.EXPONENTIAL
+/** Share of requests admitted when a recovery starts (seed) */
+export const DEFAULT_INITIAL_RECOVERY_RATE = 0.1
+/** Share the ramp never exceeds (seed: all traffic) */
+export const DEFAULT_MAX_RECOVERY_RATE = 1.0
+/** One ramp step, ms (seed: 10 s) */
+export const DEFAULT_RECOVERY_INTERVAL = 10_000
+/** What each step adds or multiplies by 1 + it (seed) */
+export const DEFAULT_RECOVERY_INCREMENT = 0.1
+/** Successes in a row that complete a recovery (seed) */
+export const DEFAULT_SUCCESS_THRESHOLD = 10
+/** Failures in a row that fail a recovery (seed) */
+export const DEFAULT_FAILURE_THRESHOLD = 3
+/** A recovery running this long has failed, ms (seed: 5 min) */
+export const DEFAULT_MAX_RECOVERY_TIME = 300_000
+/** Least time between two recoveries of a peer, ms (seed: 30 s) */
+export const DEFAULT_COOLDOWN_PERIOD = 30_000
+/** Per-peer counters are uint16 */
+const MAX_UINT16 = 65_535
+/** Timer-safe upper bound of a duration, ms (2^31, setTimeout's limit) */
+const MAX_DURATION = 2 ** 31
 
 /** Recovery manager options. Every field is optional and takes the seed's default. */
-export interface RecoveryConfig {
+export interface RecoveryInit {
   /**
    * How the admitted fraction grows with time since the recovery started, in whole or fractional
    * `recoveryInterval`s `k`: LINEAR `initial + k * increment`, STEP `initial + floor(k) * increment`,
@@ -91,6 +105,9 @@ export interface RecoveryConfig {
   cooldownPeriod?: number
 }
 
+/** @deprecated the seed's name: use `RecoveryInit` */
+export type RecoveryConfig = RecoveryInit
+
 /** A validated config with every default filled in */
 export interface ResolvedRecoveryConfig {
   strategy: RecoveryStrategy
@@ -109,7 +126,7 @@ const STRATEGIES: readonly RecoveryStrategy[] = [RecoveryStrategy.LINEAR, Recove
 /** The seed's `DefaultRecoveryConfig()` */
 export function defaultRecoveryConfig (): ResolvedRecoveryConfig {
   return {
-    strategy: RecoveryStrategy.EXPONENTIAL,
+    strategy: DEFAULT_RECOVERY_STRATEGY,
     initialRecoveryRate: DEFAULT_INITIAL_RECOVERY_RATE,
     maxRecoveryRate: DEFAULT_MAX_RECOVERY_RATE,
     recoveryInterval: DEFAULT_RECOVERY_INTERVAL,
@@ -125,31 +142,31 @@ export function defaultRecoveryConfig (): ResolvedRecoveryConfig {
  * Validates a partial config and fills in the defaults. A bad value throws `InvalidConfigError`
  * naming the field (prefixed with `path`, e.g. `recovery.strategy`) and the allowed range.
  */
-export function resolveRecoveryConfig (config: RecoveryConfig = {}, path: string = ''): ResolvedRecoveryConfig {
-  const prefix = path === '' ? '' : `${path}.`
-  if (config == null || typeof config !== 'object') {
-    throw new InvalidConfigError(`${path === '' ? 'config' : path} must be an object, got ${String(config)}`)
+export function resolveRecoveryConfig (config: RecoveryInit = {}, path: string = ''): ResolvedRecoveryConfig {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    throw new InvalidConfigError(`${path === '' ? 'config' : path} must be an object, got ${describe(config)}`)
   }
+  const at = (field: string): string => pathOf(path, field)
 
-  const strategy = checkOneOf(`${prefix}strategy`, config.strategy ?? RecoveryStrategy.EXPONENTIAL, STRATEGIES)
-  const maxRecoveryRate = checkNumber(`${prefix}maxRecoveryRate`, config.maxRecoveryRate ?? DEFAULT_MAX_RECOVERY_RATE, 0, 1, { minExclusive: true })
-  const initialRecoveryRate = checkNumber(`${prefix}initialRecoveryRate`, config.initialRecoveryRate ?? DEFAULT_INITIAL_RECOVERY_RATE, 0, maxRecoveryRate)
-  const recoveryInterval = checkNumber(`${prefix}recoveryInterval`, config.recoveryInterval ?? DEFAULT_RECOVERY_INTERVAL, 0, 2 ** 31, { minExclusive: true })
-  const recoveryIncrement = checkNumber(`${prefix}recoveryIncrement`, config.recoveryIncrement ?? DEFAULT_RECOVERY_INCREMENT, 0, 1000, { minExclusive: true })
-  const successThreshold = checkNumber(`${prefix}successThreshold`, config.successThreshold ?? DEFAULT_SUCCESS_THRESHOLD, 1, 65_535, { integer: true })
-  const failureThreshold = checkNumber(`${prefix}failureThreshold`, config.failureThreshold ?? DEFAULT_FAILURE_THRESHOLD, 1, 65_535, { integer: true })
-  const maxRecoveryTime = checkNumber(`${prefix}maxRecoveryTime`, config.maxRecoveryTime ?? DEFAULT_MAX_RECOVERY_TIME, 0, Infinity, { minExclusive: true })
-  const cooldownPeriod = checkNumber(`${prefix}cooldownPeriod`, config.cooldownPeriod ?? DEFAULT_COOLDOWN_PERIOD, 0, 2 ** 31)
-
+  const strategy = optionalOneOf(at('strategy'), config.strategy, STRATEGIES, DEFAULT_RECOVERY_STRATEGY)
+  const maxRecoveryRate = optionalNumber(at('maxRecoveryRate'), config.maxRecoveryRate, DEFAULT_MAX_RECOVERY_RATE, { min: 0, max: 1, minExclusive: true })
+  const initialRecoveryRate = optionalNumber(at('initialRecoveryRate'), config.initialRecoveryRate, DEFAULT_INITIAL_RECOVERY_RATE, { min: 0, max: 1 })
+  if (initialRecoveryRate > maxRecoveryRate) {
+    // name the field the caller set: a lowered maxRecoveryRate meets the default initialRecoveryRate
+    if (config.initialRecoveryRate === undefined) {
+      numberIn(at('maxRecoveryRate'), maxRecoveryRate, { min: initialRecoveryRate, max: 1 })
+    }
+    numberIn(at('initialRecoveryRate'), initialRecoveryRate, { min: 0, max: maxRecoveryRate })
+  }
   return {
     strategy,
     initialRecoveryRate,
     maxRecoveryRate,
-    recoveryInterval,
-    recoveryIncrement,
-    successThreshold,
-    failureThreshold,
-    maxRecoveryTime,
-    cooldownPeriod
+    recoveryInterval: optionalNumber(at('recoveryInterval'), config.recoveryInterval, DEFAULT_RECOVERY_INTERVAL, { min: 0, max: MAX_DURATION, minExclusive: true }),
+    recoveryIncrement: optionalNumber(at('recoveryIncrement'), config.recoveryIncrement, DEFAULT_RECOVERY_INCREMENT, { min: 0, max: 1000, minExclusive: true }),
+    successThreshold: optionalNumber(at('successThreshold'), config.successThreshold, DEFAULT_SUCCESS_THRESHOLD, { min: 1, max: MAX_UINT16, integer: true }),
+    failureThreshold: optionalNumber(at('failureThreshold'), config.failureThreshold, DEFAULT_FAILURE_THRESHOLD, { min: 1, max: MAX_UINT16, integer: true }),
+    maxRecoveryTime: optionalNumber(at('maxRecoveryTime'), config.maxRecoveryTime, DEFAULT_MAX_RECOVERY_TIME, { min: 0, minExclusive: true, off: true }),
+    cooldownPeriod: optionalNumber(at('cooldownPeriod'), config.cooldownPeriod, DEFAULT_COOLDOWN_PERIOD, { min: 0, max: MAX_DURATION })
   }
 }

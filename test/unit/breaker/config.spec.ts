@@ -21,7 +21,8 @@ describe('breaker config', () => {
       assert.equal(config.interval, 30_000)
       assert.equal(config.timeout, 60_000)
       assert.equal(config.backoffMultiplier, 2)
-      assert.equal(config.maxTimeout, 600_000)
+      assert.equal('maxTimeout' in config, false, 'derived from timeout, so not carried')
+      assert.equal(resolveCircuitBreakerConfig(config).maxTimeout, 600_000)
       assert.equal(config.jitter, 0.2)
       assert.equal(config.backoffDecay, 300_000)
       assert.equal(config.maxHalfOpenDwell, 120_000)
@@ -74,9 +75,7 @@ describe('breaker config', () => {
     it('applies the gobreaker fallbacks', () => {
       assert.equal(resolveCircuitBreakerConfig({ maxRequests: 0 }).maxRequests, 1)
       assert.equal(resolveCircuitBreakerConfig({ timeout: 0 }).timeout, 60_000)
-      assert.equal(resolveCircuitBreakerConfig({ timeout: -5 }).timeout, 60_000)
       assert.equal(resolveCircuitBreakerConfig({ interval: 0 }).interval, 0)
-      assert.equal(resolveCircuitBreakerConfig({ interval: -1 }).interval, 0)
       assert.equal(resolveCircuitBreakerConfig({ readyToTrip: null }).readyToTrip, consecutiveFailuresReadyToTrip)
     })
 
@@ -97,7 +96,7 @@ describe('breaker config', () => {
 
     it('raises the default maxTimeout to a longer timeout, but rejects an explicit shorter one', () => {
       assert.equal(resolveCircuitBreakerConfig({ timeout: 900_000 }).maxTimeout, 900_000)
-      assert.throws(() => resolveCircuitBreakerConfig({ timeout: 900_000, maxTimeout: 600_000 }), /^InvalidConfigError: maxTimeout must be a number >= 900000, got 600000$/)
+      assert.throws(() => resolveCircuitBreakerConfig({ timeout: 900_000, maxTimeout: 600_000 }), /^InvalidConfigError: maxTimeout must be a number >= 900000, or Infinity, got 600000$/)
     })
 
     it('accepts Infinity where "never" makes sense', () => {
@@ -113,22 +112,22 @@ describe('breaker config', () => {
       ['maxRequests', Number.NaN, /^maxRequests must be an integer/],
       ['maxRequests', Infinity, /^maxRequests must be an integer/],
       ['maxRequests', '10', /^maxRequests must be an integer/],
-      ['interval', Number.NaN, /^interval must be a number >= 0, got NaN$/],
+      ['interval', Number.NaN, /^interval must be a number >= 0, or Infinity, got NaN$/],
       ['interval', '30s', /^interval must be a number/],
       ['timeout', Number.NaN, /^timeout must be a number > 0, got NaN$/],
       ['timeout', 'x', /^timeout must be a number/],
-      ['readyToTrip', 'yes', /^readyToTrip must be a function, got string$/],
-      ['isSuccessful', 5, /^isSuccessful must be a function, got number$/],
-      ['onStateChange', 'log', /^onStateChange must be a function, got string$/],
+      ['readyToTrip', 'yes', /^readyToTrip must be a function, got "yes"$/],
+      ['isSuccessful', 5, /^isSuccessful must be a function, got 5$/],
+      ['onStateChange', 'log', /^onStateChange must be a function, got "log"$/],
       ['backoffMultiplier', 0.5, /^backoffMultiplier must be a number >= 1 and <= 1000, got 0.5$/],
       ['backoffMultiplier', -2, /^backoffMultiplier must be a number/],
-      ['maxTimeout', -1, /^maxTimeout must be a number >= 60000, got -1$/],
+      ['maxTimeout', -1, /^maxTimeout must be a number >= 60000, or Infinity, got -1$/],
       ['maxTimeout', 1000, /^maxTimeout must be a number >= 60000/],
       ['jitter', 1.5, /^jitter must be a number >= 0 and <= 1, got 1.5$/],
       ['jitter', -0.1, /^jitter must be a number >= 0 and <= 1/],
-      ['backoffDecay', 0, /^backoffDecay must be a number > 0, got 0$/],
+      ['backoffDecay', 0, /^backoffDecay must be a number > 0, or Infinity, got 0$/],
       ['backoffDecay', -1, /^backoffDecay must be a number > 0/],
-      ['maxHalfOpenDwell', 0, /^maxHalfOpenDwell must be a number > 0, got 0$/],
+      ['maxHalfOpenDwell', 0, /^maxHalfOpenDwell must be a number > 0, or Infinity, got 0$/],
       ['maxHalfOpenDwell', -5, /^maxHalfOpenDwell must be a number > 0/]
     ]
 

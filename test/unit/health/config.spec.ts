@@ -37,7 +37,7 @@ describe('health monitor config', () => {
     rejects({ degradedThreshold: 0.96 }, /^degradedThreshold must be a number >= 0 and <= 0.95, got 0.96$/)
     rejects({ healthyThreshold: 0.7, degradedThreshold: 0.8 }, /^degradedThreshold .* <= 0.7/)
     rejects({ degradedThreshold: -1 }, /^degradedThreshold /)
-    rejects({ maxResponseTime: 0 }, /^maxResponseTime must be a number > 0, got 0$/)
+    rejects({ maxResponseTime: 0 }, /^maxResponseTime must be a number > 0, or Infinity, got 0$/)
     rejects({ maxResponseTime: -5 }, /^maxResponseTime /)
     rejects({ maxConsecutiveErrors: 0 }, /^maxConsecutiveErrors must be an integer >= 1 and <= 65535, got 0$/)
     rejects({ maxConsecutiveErrors: 2.5 }, /^maxConsecutiveErrors /)

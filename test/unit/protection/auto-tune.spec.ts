@@ -104,7 +104,8 @@ describe('AutoTune', () => {
         minRampSpeed: 0.5,
         maxRampSpeed: 2
       })
-      assert.deepEqual(resolveAutoTuneConfig(), defaultAutoTuneConfig())
+      assert.deepEqual(resolveAutoTuneConfig(), resolveAutoTuneConfig(defaultAutoTuneConfig()))
+      assert.equal('maxTripRequests' in defaultAutoTuneConfig(), false, 'derived from minTripRequests, so not carried')
     })
 
     it('rejects bad values, naming the field', () => {

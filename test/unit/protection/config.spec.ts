@@ -10,33 +10,33 @@ import type { ProtectionConfigInit } from '../../../src/index.ts'
 const BAD: Array<[string, unknown, RegExp]> = [
   ['circuitBreaker.timeout', { circuitBreaker: { timeout: NaN } }, /^circuitBreaker\.timeout must be a number > 0, got NaN$/],
   ['circuitBreaker.maxRequests', { circuitBreaker: { maxRequests: 1.5 } }, /^circuitBreaker\.maxRequests must be an integer >= 0 and <= 4294967295, got 1\.5$/],
-  ['circuitBreaker.interval', { circuitBreaker: { interval: 'soon' } }, /^circuitBreaker\.interval must be a number >= 0, got soon$/],
-  ['circuitBreaker.readyToTrip', { circuitBreaker: { readyToTrip: 'often' } }, /^circuitBreaker\.readyToTrip must be a function, got string$/],
+  ['circuitBreaker.interval', { circuitBreaker: { interval: 'soon' } }, /^circuitBreaker\.interval must be a number >= 0, or Infinity, got "soon"$/],
+  ['circuitBreaker.readyToTrip', { circuitBreaker: { readyToTrip: 'often' } }, /^circuitBreaker\.readyToTrip must be a function, got "often"$/],
   ['circuitBreaker.jitter', { circuitBreaker: { jitter: 2 } }, /^circuitBreaker\.jitter must be a number >= 0 and <= 1, got 2$/],
-  ['circuitBreaker.maxTimeout', { circuitBreaker: { timeout: 5_000, maxTimeout: 1_000 } }, /^circuitBreaker\.maxTimeout must be a number >= 5000, got 1000$/],
+  ['circuitBreaker.maxTimeout', { circuitBreaker: { timeout: 5_000, maxTimeout: 1_000 } }, /^circuitBreaker\.maxTimeout must be a number >= 5000, or Infinity, got 1000$/],
   ['circuitBreaker', { circuitBreaker: 5 }, /^circuitBreaker must be an object, got 5$/],
   ['healthMonitor.degradedThreshold', { healthMonitor: { degradedThreshold: 0.99 } }, /^healthMonitor\.degradedThreshold must be a number >= 0 and <= 0\.95, got 0\.99$/],
   ['healthMonitor.healthyThreshold', { healthMonitor: { healthyThreshold: 1.5 } }, /^healthMonitor\.healthyThreshold must be a number >= 0 and <= 1, got 1\.5$/],
   ['healthMonitor.window', { healthMonitor: { window: 0 } }, /^healthMonitor\.window must be a number >= 1 and <= 2147483648, got 0$/],
   ['healthMonitor.maxConsecutiveErrors', { healthMonitor: { maxConsecutiveErrors: 0 } }, /^healthMonitor\.maxConsecutiveErrors must be an integer >= 1 and <= 65535, got 0$/],
-  ['recovery.strategy', { recovery: { strategy: 'FAST' } }, /^recovery\.strategy must be one of LINEAR, EXPONENTIAL, STEP, got FAST$/],
+  ['recovery.strategy', { recovery: { strategy: 'FAST' } }, /^recovery\.strategy must be one of LINEAR, EXPONENTIAL, STEP, got "FAST"$/],
   ['recovery.initialRecoveryRate', { recovery: { maxRecoveryRate: 0.5, initialRecoveryRate: 0.6 } }, /^recovery\.initialRecoveryRate must be a number >= 0 and <= 0\.5, got 0\.6$/],
   ['recovery.recoveryIncrement', { recovery: { recoveryIncrement: 0 } }, /^recovery\.recoveryIncrement must be a number > 0 and <= 1000, got 0$/],
   ['recovery.failureThreshold', { recovery: { failureThreshold: -1 } }, /^recovery\.failureThreshold must be an integer >= 1 and <= 65535, got -1$/],
   ['populationGuard.maxOpenShare', { populationGuard: { maxOpenShare: 1.5 } }, /^populationGuard\.maxOpenShare must be a number >= 0 and <= 1, got 1\.5$/],
-  ['populationGuard.localFailureWindow', { populationGuard: { localFailureWindow: 0 } }, /^populationGuard\.localFailureWindow must be a number > 0, got 0$/],
-  ['populationGuard.minPeersForLocalSuspicion', { populationGuard: { minPeersForLocalSuspicion: 2.5 } }, /^populationGuard\.minPeersForLocalSuspicion must be an integer >= 1, got 2\.5$/],
-  ['populationGuard.outlierDetection', { populationGuard: { outlierDetection: 'on' } }, /^populationGuard\.outlierDetection must be true or false, got on$/],
-  ['populationGuard', { populationGuard: 'strict' }, /^populationGuard must be an object, got strict$/],
+  ['populationGuard.localFailureWindow', { populationGuard: { localFailureWindow: 0 } }, /^populationGuard\.localFailureWindow must be a number > 0 and <= 2147483648, got 0$/],
+  ['populationGuard.minPeersForLocalSuspicion', { populationGuard: { minPeersForLocalSuspicion: 2.5 } }, /^populationGuard\.minPeersForLocalSuspicion must be an integer >= 1, or Infinity, got 2\.5$/],
+  ['populationGuard.outlierDetection', { populationGuard: { outlierDetection: 'on' } }, /^populationGuard\.outlierDetection must be true or false, got "on"$/],
+  ['populationGuard', { populationGuard: 'strict' }, /^populationGuard must be an object, got "strict"$/],
   ['autoTune.minRampSpeed', { autoTune: { minRampSpeed: 0 } }, /^autoTune\.minRampSpeed must be a number > 0 and <= 1, got 0$/],
   ['autoTune.maxTripRequests', { autoTune: { maxTripRequests: 2 } }, /^autoTune\.maxTripRequests must be an integer >= 3 and <= 4294967295, got 2$/],
   ['autoTune.rateSmoothing', { autoTune: { rateSmoothing: 0 } }, /^autoTune\.rateSmoothing must be a number > 0 and <= 1, got 0$/],
   ['autoTune', { autoTune: 7 }, /^autoTune must be an object, got 7$/],
-  ['enableAutoRecovery', { enableAutoRecovery: 'yes' }, /^enableAutoRecovery must be true or false, got yes$/],
+  ['enableAutoRecovery', { enableAutoRecovery: 'yes' }, /^enableAutoRecovery must be true or false, got "yes"$/],
   ['enableHealthBasedTripping', { enableHealthBasedTripping: 1 }, /^enableHealthBasedTripping must be true or false, got 1$/],
-  ['enableAutoTuning', { enableAutoTuning: 'no' }, /^enableAutoTuning must be true or false, got no$/],
+  ['enableAutoTuning', { enableAutoTuning: 'no' }, /^enableAutoTuning must be true or false, got "no"$/],
   ['maxPeers', { maxPeers: 0 }, /^maxPeers must be an integer >= 1 and <= 16777216, got 0$/],
-  ['idleTimeout', { idleTimeout: -1 }, /^idleTimeout must be a number >= 0, got -1$/],
+  ['idleTimeout', { idleTimeout: -1 }, /^idleTimeout must be a number >= 0, or Infinity, got -1$/],
   ['the config itself', null, /^config must be an object, got null$/]
 ]
 
@@ -64,7 +64,7 @@ describe('protection manager config', () => {
     }
 
     it('accepts an empty config, undefined parts and gobreaker\'s zero fallbacks', () => {
-      const manager = new BitswapProtectionManager({ circuitBreaker: { timeout: 0, maxRequests: 0, interval: -1 }, healthMonitor: undefined })
+      const manager = new BitswapProtectionManager({ circuitBreaker: { timeout: 0, maxRequests: 0, interval: 0 }, healthMonitor: undefined })
       assert.equal(manager.circuitBreaker.config.timeout, 60_000)
       assert.equal(manager.circuitBreaker.config.maxRequests, 1)
       assert.equal(manager.circuitBreaker.config.interval, 0)

@@ -33,7 +33,7 @@ describe('recovery config', () => {
   })
 
   it('rejects each bad field, naming it', () => {
-    rejects({ strategy: 'RANDOM' as 'LINEAR' }, /^strategy must be one of LINEAR, EXPONENTIAL, STEP, got RANDOM$/)
+    rejects({ strategy: 'RANDOM' as 'LINEAR' }, /^strategy must be one of LINEAR, EXPONENTIAL, STEP, got "RANDOM"$/)
     rejects({ strategy: 1 as unknown as 'LINEAR' }, /^strategy /)
     rejects({ maxRecoveryRate: 0 }, /^maxRecoveryRate must be a number > 0 and <= 1, got 0$/)
     rejects({ maxRecoveryRate: 1.5 }, /^maxRecoveryRate /)
@@ -48,7 +48,7 @@ describe('recovery config', () => {
     rejects({ successThreshold: 2.5 }, /^successThreshold /)
     rejects({ failureThreshold: 0 }, /^failureThreshold must be an integer >= 1/)
     rejects({ failureThreshold: 1e6 }, /^failureThreshold /)
-    rejects({ maxRecoveryTime: 0 }, /^maxRecoveryTime must be a number > 0, got 0$/)
+    rejects({ maxRecoveryTime: 0 }, /^maxRecoveryTime must be a number > 0, or Infinity, got 0$/)
     rejects({ cooldownPeriod: -1 }, /^cooldownPeriod must be a number >= 0/)
   })
 

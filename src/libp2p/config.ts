@@ -1,0 +1,198 @@
+import { isPeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { DEFAULT_MAX_MESSAGE_SIZE } from '../bitswap/frames.ts'
+import {
+  DEFAULT_COLD_DEADLINE,
+  DEFAULT_DEADLINE_MULTIPLIER,
+  DEFAULT_EWMA_ALPHA,
+  DEFAULT_LEDGER_MAX_PEERS,
+  DEFAULT_MAX_DEADLINE,
+  DEFAULT_MAX_WANTS_PER_PEER,
+  DEFAULT_MIN_DEADLINE,
+  DEFAULT_SETTLED_RETENTION
+} from '../bitswap/want-ledger-init.ts'
+import { systemClock } from '../clock.ts'
+import { InvalidConfigError } from '../errors.ts'
+import { resolveProtectionConfig } from '../protection/config.ts'
+import { describe, optionalBoolean, optionalFunction, optionalNumber, optionalStrings, pathOf, section } from '../validate.ts'
+import { DEFAULT_BITSWAP_PROTOCOLS, DEFAULT_RAMP_CONCURRENCY, DEFAULT_RESPONSE_DEADLINE } from './constants.ts'
+import { DEFAULT_MAX_INBOUND_BYTES_PER_SECOND, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER } from './inbound-limits.ts'
+import type { Clock, RandomSource } from '../clock.ts'
+import type { BitswapCircuitBreakerInit } from '../index.ts'
+import type { ResolvedProtectionConfig } from '../protection/config.ts'
+import type { ProtectionSnapshot } from '../protection/protection-manager.ts'
+
+/**
+ * The service's options, resolved once: every field of `BitswapCircuitBreakerInit` (the engine's
+ * too) is checked here, before the service builds anything, so a bad value throws
+ * `InvalidConfigError` naming its full path (`observe.maxMessageSize`) and no part of the service
+ * was created, installed or started. The parts are then handed to the components as they are.
+ */
+
+// -- open-stream deadlines (research/openstream-deadline.md: the adaptive+identify setting) --
+/** A peer with no samples, identify time or RTT gets this long to open a stream, ms (the experiment's fixed deadline) */
+export const DEFAULT_OPEN_COLD_DEADLINE = 1_000
+/** Before samples: this x the identify time on the connection (the experiment's 4x) */
+export const DEFAULT_OPEN_COLD_MULTIPLIER = 4
+/** With samples: this x the median successful open (the experiment's 4x) */
+export const DEFAULT_OPEN_SAMPLE_MULTIPLIER = 4
+/** Successful opens before the median decides (the experiment's >= 3) */
+export const DEFAULT_OPEN_MIN_SAMPLES = 3
+/** Open times kept per peer: the experiment used 32; 8 follows a peer that slowed down sooner */
+export const DEFAULT_OPEN_SAMPLE_WINDOW = 8
+/** Lower clamp, ms: 250 left a healthy peer >= 2.3x headroom under load, 100 only ~1.5x */
+export const DEFAULT_OPEN_MIN_DEADLINE = 250
+/** Upper clamp, ms (the experiment's 2000) */
+export const DEFAULT_OPEN_MAX_DEADLINE = 2_000
+/** An unconnected peer is dialled first: at least this long, ms (one dial through TCP, noise and yamux) */
+export const DEFAULT_OPEN_UNCONNECTED_FLOOR = 2_000
+
+/** setTimeout's limit, ms: every duration the service arms a timer for stays below it */
+const MAX_TIMER = 2 ** 31 - 1
+/** The bound of the engine's peer table */
+const MAX_PEERS = 2 ** 24
+
+export interface ResolvedOpenStreamConfig {
+  coldDeadline: number
+  coldMultiplier: number
+  sampleMultiplier: number
+  minSamples: number
+  sampleWindow: number
+  minDeadline: number
+  maxDeadline: number
+  unconnectedFloor: number
+  neutralErrors?: string[]
+}
+
+export interface ResolvedObserveConfig {
+  maxMessageSize: number
+  minDeadline: number
+  maxDeadline: number
+  coldDeadline: number
+  deadlineMultiplier: number
+  ewmaAlpha: number
+  maxWantsPerPeer: number
+  maxPeers: number
+  settledRetention: number
+  maxInboundStreamsPerPeer: number
+  maxInboundBytesPerSecond: number
+  maxInboundBurstBytes: number
+}
+
+export interface ResolvedServiceConfig {
+  protection: ResolvedProtectionConfig
+  protocols: string[]
+  disconnectOnOpen: boolean
+  redialOnHalfOpen: boolean
+  /** Peer ids as strings */
+  allowlist: Set<string>
+  responseDeadline: number
+  rampConcurrency: number
+  observeMessages: boolean
+  observe: ResolvedObserveConfig
+  openStream: ResolvedOpenStreamConfig
+  initialState: ProtectionSnapshot | undefined
+  clock: Clock
+  random: RandomSource | undefined
+}
+
+/** Validates every option of the service and fills in the defaults; throws `InvalidConfigError` */
+export function resolveServiceConfig (init: BitswapCircuitBreakerInit = {}): ResolvedServiceConfig {
+  if (init === null || typeof init !== 'object' || Array.isArray(init)) {
+    throw new InvalidConfigError(`init must be an object, got ${describe(init)}`)
+  }
+  return {
+    protection: resolveProtectionConfig(init),
+    protocols: optionalStrings('protocols', init.protocols, DEFAULT_BITSWAP_PROTOCOLS, { nonEmpty: true, each: 'a protocol id starting with "/"', map: protocolId }),
+    disconnectOnOpen: optionalBoolean('disconnectOnOpen', init.disconnectOnOpen, true),
+    redialOnHalfOpen: optionalBoolean('redialOnHalfOpen', init.redialOnHalfOpen, true),
+    allowlist: new Set(optionalStrings('allowlist', init.allowlist, [], { each: 'a PeerId or a peer id string', map: peerIdString })),
+    responseDeadline: optionalNumber('responseDeadline', init.responseDeadline, DEFAULT_RESPONSE_DEADLINE, { min: 1, max: MAX_TIMER }),
+    rampConcurrency: optionalNumber('rampConcurrency', init.rampConcurrency, DEFAULT_RAMP_CONCURRENCY, { min: 1, max: 1024, integer: true }),
+    observeMessages: optionalBoolean('observeMessages', init.observeMessages, true),
+    observe: resolveObserveConfig(init.observe),
+    openStream: resolveOpenStreamConfig(init.openStream),
+    initialState: init.initialState,
+    clock: resolveClock('clock', init.clock),
+    random: optionalFunction<RandomSource | undefined>('random', init.random, undefined)
+  }
+}
+
+/** `observe.*`: message observation, want deadlines and inbound limits */
+export function resolveObserveConfig (init: BitswapCircuitBreakerInit['observe'], path: string = 'observe'): ResolvedObserveConfig {
+  const o = section(path, init)
+  const at = (field: string): string => pathOf(path, field)
+  const minDeadline = optionalNumber(at('minDeadline'), o.minDeadline, DEFAULT_MIN_DEADLINE, { min: 0, max: MAX_TIMER, minExclusive: true })
+  const maxInboundBytesPerSecond = optionalNumber(at('maxInboundBytesPerSecond'), o.maxInboundBytesPerSecond, DEFAULT_MAX_INBOUND_BYTES_PER_SECOND, { min: 0, minExclusive: true })
+  return {
+    maxMessageSize: optionalNumber(at('maxMessageSize'), o.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE, { min: 1, max: 2 ** 31 - 1, integer: true }),
+    minDeadline,
+    // derived when omitted, so raising the floor alone never meets the default ceiling
+    maxDeadline: optionalNumber(at('maxDeadline'), o.maxDeadline, Math.max(DEFAULT_MAX_DEADLINE, minDeadline), { min: minDeadline, max: MAX_TIMER }),
+    coldDeadline: optionalNumber(at('coldDeadline'), o.coldDeadline, DEFAULT_COLD_DEADLINE, { min: 0, max: MAX_TIMER, minExclusive: true }),
+    deadlineMultiplier: optionalNumber(at('deadlineMultiplier'), o.deadlineMultiplier, DEFAULT_DEADLINE_MULTIPLIER, { min: 0, max: 1000, minExclusive: true }),
+    ewmaAlpha: optionalNumber(at('ewmaAlpha'), o.ewmaAlpha, DEFAULT_EWMA_ALPHA, { min: 0, max: 1, minExclusive: true }),
+    maxWantsPerPeer: optionalNumber(at('maxWantsPerPeer'), o.maxWantsPerPeer, DEFAULT_MAX_WANTS_PER_PEER, { min: 1, max: MAX_PEERS, integer: true }),
+    maxPeers: optionalNumber(at('maxPeers'), o.maxPeers, DEFAULT_LEDGER_MAX_PEERS, { min: 1, max: MAX_PEERS, integer: true }),
+    settledRetention: optionalNumber(at('settledRetention'), o.settledRetention, DEFAULT_SETTLED_RETENTION, { min: 0, max: MAX_TIMER }),
+    maxInboundStreamsPerPeer: optionalNumber(at('maxInboundStreamsPerPeer'), o.maxInboundStreamsPerPeer, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER, { min: 1, max: 65_535, integer: true }),
+    maxInboundBytesPerSecond,
+    maxInboundBurstBytes: optionalNumber(at('maxInboundBurstBytes'), o.maxInboundBurstBytes, maxInboundBytesPerSecond, { min: 1 })
+  }
+}
+
+/** `openStream.*`: deadlines of outbound Bitswap stream opens */
+export function resolveOpenStreamConfig (init: BitswapCircuitBreakerInit['openStream'], path: string = 'openStream'): ResolvedOpenStreamConfig {
+  const o = section(path, init)
+  const at = (field: string): string => pathOf(path, field)
+  if (o.clock !== undefined) {
+    resolveClock(at('clock'), o.clock)
+  }
+  const minSamples = optionalNumber(at('minSamples'), o.minSamples, DEFAULT_OPEN_MIN_SAMPLES, { min: 1, max: 1024, integer: true })
+  const minDeadline = optionalNumber(at('minDeadline'), o.minDeadline, DEFAULT_OPEN_MIN_DEADLINE, { min: 0, max: MAX_TIMER, minExclusive: true })
+  const resolved: ResolvedOpenStreamConfig = {
+    coldDeadline: optionalNumber(at('coldDeadline'), o.coldDeadline, DEFAULT_OPEN_COLD_DEADLINE, { min: 0, max: MAX_TIMER, minExclusive: true }),
+    coldMultiplier: optionalNumber(at('coldMultiplier'), o.coldMultiplier, DEFAULT_OPEN_COLD_MULTIPLIER, { min: 0, max: 1000, minExclusive: true }),
+    sampleMultiplier: optionalNumber(at('sampleMultiplier'), o.sampleMultiplier, DEFAULT_OPEN_SAMPLE_MULTIPLIER, { min: 0, max: 1000, minExclusive: true }),
+    minSamples,
+    // derived when omitted, like maxDeadline: raising one bound alone never meets the other's default
+    sampleWindow: optionalNumber(at('sampleWindow'), o.sampleWindow, Math.max(DEFAULT_OPEN_SAMPLE_WINDOW, minSamples), { min: minSamples, max: 1024, integer: true }),
+    minDeadline,
+    maxDeadline: optionalNumber(at('maxDeadline'), o.maxDeadline, Math.max(DEFAULT_OPEN_MAX_DEADLINE, minDeadline), { min: minDeadline, max: MAX_TIMER }),
+    unconnectedFloor: optionalNumber(at('unconnectedFloor'), o.unconnectedFloor, DEFAULT_OPEN_UNCONNECTED_FLOOR, { min: 0, max: MAX_TIMER })
+  }
+  if (o.neutralErrors !== undefined) {
+    resolved.neutralErrors = optionalStrings(at('neutralErrors'), o.neutralErrors, [], { each: 'an error name' })
+  }
+  return resolved
+}
+
+/** A clock is an object with a `now()` function (`Date.now`-like) */
+function resolveClock (path: string, value: unknown): Clock {
+  if (value === undefined) {
+    return systemClock
+  }
+  if (value === null || typeof value !== 'object' || typeof (value as Partial<Clock>).now !== 'function') {
+    throw new InvalidConfigError(`${path} must be an object with a now() function, got ${describe(value)}`)
+  }
+  return value as Clock
+}
+
+function protocolId (value: unknown): string | undefined {
+  return typeof value === 'string' && value.startsWith('/') ? value : undefined
+}
+
+/** A PeerId, or a string that parses as one: a typo must not silently leave a peer gated */
+function peerIdString (value: unknown): string | undefined {
+  if (isPeerId(value)) {
+    return value.toString()
+  }
+  if (typeof value !== 'string') {
+    return undefined
+  }
+  try {
+    return peerIdFromString(value).toString()
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * Every option of the service (and so of the engine: the service takes the engine's options too)
+ * with the bad values a new user would try: NaN, a negative, Infinity where it does not mean "off",
+ * a wrong type, null, and an empty or malformed list. Each goes into a real `createLibp2p`, which
+ * must reject with an `InvalidConfigError` naming the option's full path, what is allowed and what
+ * it got, and leave nothing installed or started: a probe service built just before ours sees its
+ * `start` never called, no middleware on the Bitswap protocols and no wrapped `openStream`.
+ */
+
+import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { createLibp2p } from 'libp2p'
+import { bitswapCircuitBreaker, DEFAULT_BITSWAP_PROTOCOLS } from '../../src/index.ts'
+import { libp2pConfig } from '../../fixtures/index.ts'
+import { describe as describeValue } from '../../src/validate.ts'
+import type { BitswapCircuitBreakerInit } from '../../src/index.ts'
+import type { FixtureComponents } from '../../fixtures/index.ts'
+import type { PrivateKey, Startable } from '@libp2p/interface'
+
+type Kind = 'number' | 'integer' | 'boolean' | 'function' | 'list' | 'section' | 'enum'
+
+/** Every option, by full path, with its kind and whether Infinity is documented as "off" */
+const OPTIONS: Array<[path: string, kind: Kind, infinityIsOff?: boolean]> = [
+  ['protocols', 'list'],
+  ['disconnectOnOpen', 'boolean'],
+  ['redialOnHalfOpen', 'boolean'],
+  ['observeMessages', 'boolean'],
+  ['allowlist', 'list'],
+  ['responseDeadline', 'number'],
+  ['rampConcurrency', 'integer'],
+  ['random', 'function'],
+  ['clock', 'section'],
+  ['enableAutoRecovery', 'boolean'],
+  ['enableHealthBasedTripping', 'boolean'],
+  ['enableAutoTuning', 'boolean'],
+  ['maxPeers', 'integer'],
+  ['idleTimeout', 'number', true],
+  ['observe', 'section'],
+  ['observe.maxMessageSize', 'integer'],
+  ['observe.minDeadline', 'number'],
+  ['observe.maxDeadline', 'number'],
+  ['observe.coldDeadline', 'number'],
+  ['observe.deadlineMultiplier', 'number'],
+  ['observe.ewmaAlpha', 'number'],
+  ['observe.maxWantsPerPeer', 'integer'],
+  ['observe.maxPeers', 'integer'],
+  ['observe.settledRetention', 'number'],
+  ['observe.maxInboundStreamsPerPeer', 'integer'],
+  ['observe.maxInboundBytesPerSecond', 'number'],
+  ['observe.maxInboundBurstBytes', 'number'],
+  ['openStream', 'section'],
+  ['openStream.coldDeadline', 'number'],
+  ['openStream.coldMultiplier', 'number'],
+  ['openStream.sampleMultiplier', 'number'],
+  ['openStream.minSamples', 'integer'],
+  ['openStream.sampleWindow', 'integer'],
+  ['openStream.minDeadline', 'number'],
+  ['openStream.maxDeadline', 'number'],
+  ['openStream.unconnectedFloor', 'number'],
+  ['openStream.neutralErrors', 'list'],
+  ['circuitBreaker', 'section'],
+  ['circuitBreaker.maxRequests', 'integer'],
+  ['circuitBreaker.interval', 'number', true],
+  ['circuitBreaker.timeout', 'number'],
+  ['circuitBreaker.readyToTrip', 'function'],
+  ['circuitBreaker.isSuccessful', 'function'],
+  ['circuitBreaker.onStateChange', 'function'],
+  ['circuitBreaker.backoffMultiplier', 'number'],
+  ['circuitBreaker.maxTimeout', 'number', true],
+  ['circuitBreaker.jitter', 'number'],
+  ['circuitBreaker.backoffDecay', 'number', true],
+  ['circuitBreaker.maxHalfOpenDwell', 'number', true],
+  ['healthMonitor', 'section'],
+  ['healthMonitor.healthyThreshold', 'number'],
+  ['healthMonitor.degradedThreshold', 'number'],
+  ['healthMonitor.maxResponseTime', 'number', true],
+  ['healthMonitor.maxConsecutiveErrors', 'integer'],
+  ['healthMonitor.minSamples', 'integer'],
+  ['healthMonitor.maxAge', 'number'],
+  ['healthMonitor.window', 'number'],
+  ['recovery', 'section'],
+  ['recovery.strategy', 'enum'],
+  ['recovery.initialRecoveryRate', 'number'],
+  ['recovery.maxRecoveryRate', 'number'],
+  ['recovery.recoveryInterval', 'number'],
+  ['recovery.recoveryIncrement', 'number'],
+  ['recovery.successThreshold', 'integer'],
+  ['recovery.failureThreshold', 'integer'],
+  ['recovery.maxRecoveryTime', 'number', true],
+  ['recovery.cooldownPeriod', 'number'],
+  ['populationGuard', 'section'],
+  ['populationGuard.maxOpenShare', 'number'],
+  ['populationGuard.localFailureShare', 'number'],
+  ['populationGuard.minPeersForLocalSuspicion', 'integer', true],
+  ['populationGuard.localFailureWindow', 'number'],
+  ['populationGuard.outlierDetection', 'boolean'],
+  ['populationGuard.outlierStdevFactor', 'number'],
+  ['populationGuard.outlierMinVolume', 'integer'],
+  ['populationGuard.outlierMinPeers', 'integer'],
+  ['populationGuard.outlierInterval', 'number'],
+  ['autoTune', 'section'],
+  ['autoTune.rateWindow', 'number'],
+  ['autoTune.rateSmoothing', 'number'],
+  ['autoTune.minTripRequests', 'integer'],
+  ['autoTune.maxTripRequests', 'integer'],
+  ['autoTune.minTripFailureRatio', 'number'],
+  ['autoTune.maxTripFailureRatio', 'number'],
+  ['autoTune.minRampSpeed', 'number'],
+  ['autoTune.maxRampSpeed', 'number']
+]
+
+/** `null` means something only here (documented on each option) */
+const NULL_ALLOWED = new Set(['circuitBreaker.readyToTrip', 'circuitBreaker.onStateChange'])
+
+interface BadValue {
+  label: string
+  value: unknown
+  /** The path the error must name (a list item is `path[i]`) */
+  names?: string
+}
+
+function badValues (path: string, kind: Kind, infinityIsOff = false): BadValue[] {
+  const out: BadValue[] = []
+  if (!NULL_ALLOWED.has(path)) {
+    out.push({ label: 'null', value: null })
+  }
+  switch (kind) {
+    case 'number':
+    case 'integer':
+      out.push({ label: 'NaN', value: Number.NaN }, { label: 'negative', value: -1 }, { label: 'a numeric string', value: '5' }, { label: 'a boolean', value: true })
+      if (!infinityIsOff) {
+        out.push({ label: 'Infinity', value: Infinity })
+      }
+      out.push({ label: '-Infinity', value: -Infinity })
+      if (kind === 'integer') {
+        out.push({ label: 'a fraction', value: 2.5 })
+      }
+      break
+    case 'boolean':
+      out.push({ label: 'the string "false"', value: 'false' }, { label: '0', value: 0 }, { label: '"no"', value: 'no' })
+      break
+    case 'function':
+      out.push({ label: 'a string', value: 'yes' }, { label: 'a number', value: 5 })
+      break
+    case 'enum':
+      out.push({ label: 'an unknown name', value: 'FAST' }, { label: 'lower case', value: 'linear' }, { label: 'a number', value: 1 })
+      break
+    case 'section':
+      out.push({ label: 'a number', value: 5 }, { label: 'a string', value: 'strict' }, { label: 'an array', value: [] })
+      break
+    case 'list':
+      out.push({ label: 'a string', value: '/ipfs/bitswap/1.2.0' }, { label: 'an object', value: {} })
+      out.push({ label: '[null]', value: [null], names: `${path}[0]` })
+      out.push({ label: '[5]', value: [5], names: `${path}[0]` })
+      if (path === 'protocols') {
+        out.push({ label: 'empty', value: [] }, { label: 'an id without "/"', value: ['ipfs/bitswap'], names: 'protocols[0]' })
+      }
+      if (path === 'allowlist') {
+        out.push({ label: 'a typo of a peer id', value: ['12D3KooWnot-a-peer'], names: 'allowlist[0]' })
+      }
+      if (path === 'openStream.neutralErrors') {
+        out.push({ label: 'an empty name', value: [''], names: 'openStream.neutralErrors[0]' })
+      }
+      break
+  }
+  return out
+}
+
+/** `{ a: { b: value } }` for the path `a.b` */
+function initWith (path: string, value: unknown): BitswapCircuitBreakerInit {
+  const [head, tail] = path.split('.')
+  return (tail === undefined ? { [head]: value } : { [head]: { [tail]: value } }) as BitswapCircuitBreakerInit
+}
+
+interface Probe {
+  started: boolean
+  components?: FixtureComponents
+}
+
+/** A service built just before ours: it sees the components and whether libp2p started anything */
+function probeService (probe: Probe): (components: FixtureComponents) => Startable {
+  return (components) => {
+    probe.components = components
+    return {
+      start: () => { probe.started = true },
+      stop: () => {}
+    }
+  }
+}
+
+async function tryNode (init: BitswapCircuitBreakerInit, privateKey: PrivateKey): Promise<{ error: Error | undefined, probe: Probe }> {
+  const probe: Probe = { started: false }
+  let error: Error | undefined
+  try {
+    const node = await createLibp2p({
+      ...libp2pConfig({ listen: false }),
+      privateKey,
+      services: {
+        probe: probeService(probe),
+        breaker: bitswapCircuitBreaker(init)
+      }
+    })
+    await node.stop()
+  } catch (err) {
+    error = err as Error
+  }
+  return { error, probe }
+}
+
+function assertNothingInstalled (probe: Probe): void {
+  assert.equal(probe.started, false, 'libp2p started a component')
+  const components = probe.components
+  assert.ok(components != null, 'the probe was built')
+  for (const protocol of DEFAULT_BITSWAP_PROTOCOLS) {
+    assert.equal(components.registrar.getMiddleware(protocol).length, 0, `middleware left on ${protocol}`)
+  }
+  assert.equal(Object.hasOwn(components.connectionManager, 'openStream'), false, 'openStream was wrapped')
+}
+
+describe('bad config on a real libp2p node', function () {
+  this.timeout(120_000)
+  let privateKey: PrivateKey
+
+  before(async () => {
+    privateKey = await generateKeyPair('Ed25519')
+  })
+
+  const cases = OPTIONS.flatMap(([path, kind, off]) => badValues(path, kind, off).map(bad => ({ path, ...bad })))
+
+  it(`covers at least 70 bad values (has ${cases.length}) over every option`, () => {
+    assert.ok(cases.length >= 70)
+    assert.equal(new Set(cases.map(c => c.path)).size, OPTIONS.length)
+  })
+
+  for (const { path, label, value, names } of cases) {
+    it(`${path} = ${label}: InvalidConfigError naming it, and nothing started`, async () => {
+      const { error, probe } = await tryNode(initWith(path, value), privateKey)
+      assert.ok(error != null, 'createLibp2p accepted it')
+      assert.equal(error.name, 'InvalidConfigError', error.stack)
+      const field = names ?? path
+      assert.ok(error.message.startsWith(`${field} must be `), `"${error.message}" does not start with "${field} must be "`)
+      const got = names != null && Array.isArray(value) ? value[0] : value
+      assert.ok(error.message.endsWith(`, got ${describeValue(got)}`), `"${error.message}" does not say what it got`)
+      assertNothingInstalled(probe)
+    })
+  }
+
+  it('the same harness starts a node whose config is valid (so the checks above can fail)', async () => {
+    const probe: Probe = { started: false }
+    const node = await createLibp2p({
+      ...libp2pConfig({ listen: false }),
+      privateKey,
+      services: { probe: probeService(probe), breaker: bitswapCircuitBreaker({ allowlist: [peerIdFromPrivateKey(privateKey)], protocols: ['/ipfs/bitswap/1.2.0'] }) }
+    })
+    try {
+      assert.equal(probe.started, true)
+      assert.equal(node.status, 'started')
+      assert.equal(probe.components?.registrar.getMiddleware('/ipfs/bitswap/1.2.0').length, 1)
+    } finally {
+      await node.stop()
+    }
+  })
+})
