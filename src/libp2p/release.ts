@@ -1,6 +1,7 @@
 import { dontHaveFrame } from '../bitswap/dont-have.ts'
 import { ReplayStream } from './replay-stream.ts'
 import type { DeadlineScheduler } from './deadline-scheduler.ts'
+import type { ReleaseReason } from '../bitswap/want-release.ts'
 import type { Clock } from '../clock.ts'
 import type { ComponentLogger, Connection, Logger, PeerId } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
@@ -22,9 +23,6 @@ import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
  * When no handler can be reached (none registered for our protocols, it throws, or it never reads
  * the stream) the status says `unreachable` and one log line says so; everything else works.
  */
-
-/** Why a want was released */
-export type ReleaseReason = 'deadline' | 'circuit_open' | 'disconnect' | 'send_failed'
 
 export type ReleaseStatus = 'active' | 'disabled' | 'unreachable' | 'not-started'
 

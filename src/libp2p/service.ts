@@ -11,6 +11,7 @@ import { installMiddleware } from './middleware.ts'
 import { OpenStreamGuard } from './open-stream-guard.ts'
 import { watchStream } from './stream-watch.ts'
 import { RampLimiter } from './ramp-limiter.ts'
+import { WantReleaser } from './release.ts'
 import { patchMiddlewarePileup } from './upstream.ts'
 import { InboundLimitError } from '../errors.ts'
 import { resolveServiceConfig } from './config.ts'
@@ -23,6 +24,7 @@ import type { RejectionReason } from './metrics.ts'
 import type { LocalSuspicionChange } from '../protection/population-guard.ts'
 import type { OpenStreamGate } from './open-stream-guard.ts'
 import type { StreamOutcomeSink } from './stream-watch.ts'
+import type { ReleaseReason } from '../bitswap/want-release.ts'
 import type { Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
 
 /**
@@ -54,6 +56,8 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   private readonly ramp: RampLimiter
   private readonly rampConcurrency: number
   private readonly observer: BitswapObserver | undefined
+  /** Ends Bitswap's waits on peers that will not answer (release.ts) */
+  private readonly releaser: WantReleaser
   private readonly metrics: ServiceMetrics
   /** With message observation a clean close is no evidence: answers are (see observer.ts) */
   private readonly cleanClose: Outcome
@@ -87,6 +91,14 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       ? new BitswapObserver({ ...config.observe, clock: this.protection.clock, scheduler: this.scheduler }, this)
       : undefined
     this.cleanClose = this.observer == null ? Outcome.SUCCESS : Outcome.NEUTRAL
+    this.releaser = new WantReleaser(components, {
+      protocols: this.protocols,
+      // only message observation knows which wants a peer left unanswered
+      enabled: config.releaseWaits && this.observer != null,
+      scheduler: this.scheduler,
+      maxPeers: config.protection.maxPeers,
+      onRelease: (reason) => { this.metrics.released(reason) }
+    })
     this.metrics = new ServiceMetrics(components.metrics, {
       circuitStates: () => this.protection.getOverallStatus().circuitStates,
       healthStates: () => {
@@ -204,6 +216,8 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     const { events } = this.components
     events.addEventListener('peer:disconnect', this.onDisconnect)
     this.undo.push(() => { events.removeEventListener('peer:disconnect', this.onDisconnect) })
+    this.releaser.start()
+    this.undo.push(() => { this.releaser.stop() })
     this.started = true
     this.log('started on %s, upstream middleware workaround %s', this.protocols.join(', '), this.upstreamWorkaround)
     // peers restored OPEN from `initialState` get their half-open redial like any other
@@ -248,7 +262,8 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     return {
       ...status,
       openDeadline: id == null ? undefined : this.guard.deadlineFor(id),
-      wantDeadline: id == null || this.observer == null ? undefined : this.observer.deadlineFor(id)
+      wantDeadline: id == null || this.observer == null ? undefined : this.observer.deadlineFor(id),
+      releasedWants: this.releaser.releasedFor(peer)
     }
   }
 
@@ -274,7 +289,8 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     return {
       ...this.protection.getOverallStatus(),
       streams: { ...this.streams },
-      upstreamMiddlewareWorkaround: this.upstreamWorkaround
+      upstreamMiddlewareWorkaround: this.upstreamWorkaround,
+      releases: { status: this.releaser.status, released: this.releaser.released }
     }
   }
 
@@ -298,7 +314,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     const outbound = stream.direction === 'outbound'
     // outbound opens that went through `openStream` were admitted (and are watched) by the guard
     if (outbound && this.guard.inFlight(peer) > 0) {
-      next(this.observer?.wrapOutbound(stream, peer) ?? stream, connection)
+      next(this.observer?.wrapOutbound(stream, peer, connection.rtt) ?? stream, connection)
       return
     }
     if (outbound) {
@@ -339,7 +355,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     if (this.observer == null) {
       next(stream, connection)
     } else {
-      next(outbound ? this.observer.wrapOutbound(stream, peer) : this.observer.wrapInbound(stream, peer), connection)
+      next(outbound ? this.observer.wrapOutbound(stream, peer, connection.rtt) : this.observer.wrapInbound(stream, peer), connection)
     }
   }
 
@@ -353,8 +369,9 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     return this.allowlist.size > 0 && this.allowlist.has(peer.toString())
   }
 
-  /** Wants still open to a peer that went away will never be answered: not its fault */
+  /** Wants still open to a peer that went away will never be answered: not its fault, but Bitswap still waits */
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    this.observer?.releasePeer(evt.detail, 'disconnect')
     this.observer?.removePeer(evt.detail)
   }
 
@@ -421,6 +438,12 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     }
   }
 
+  releaseWant (peer: PeerId, cid: Uint8Array, reason: ReleaseReason): void {
+    if (!this.allowed(peer)) {
+      this.releaser.release(peer, cid, reason)
+    }
+  }
+
   abuse (peer: PeerId, reason: AbuseReason, err?: Error): void {
     this.metrics.rejection('inbound', ABUSE_LABELS[reason])
     this.log('%p broke the rules: %s', peer, reason)
@@ -461,6 +484,8 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     if (!this.started) {
       return
     }
+    // Bitswap would wait on the peer's unanswered wants until its caller gives up
+    this.observer?.releasePeer(peer, 'circuit_open')
     const cancelled = this.guard.cancelPeer(peer, this.protection.rejectionError(REJECT_OPEN))
     if (cancelled > 0) {
       this.log.trace('cancelled %d in-flight opens to %p', cancelled, peer)
