@@ -11,7 +11,9 @@
  * rotated order; the 100 000 / 10 ratio is taken within each round.
  */
 
-import { BitswapCircuitBreaker, BitswapProtectionManager, Outcome } from '../src/index.ts'
+import { BitswapCircuitBreaker, BitswapProtectionManager } from '../src/index.ts'
+import { Outcome } from '../src/states.ts'
+import type { Admission } from '../src/breaker/permit.ts'
 import { peerIds } from './peers.ts'
 import { log, rotated, summarize } from './stats.ts'
 import type { Summary } from './stats.ts'
@@ -61,7 +63,7 @@ async function executeWithPeerLoop (breaker: BitswapCircuitBreaker, peers: PeerI
 function gatingLoop (manager: BitswapProtectionManager, peers: PeerId[], n: number): void {
   const k = peers.length
   for (let i = 0, j = 0; i < n; i++) {
-    manager.settle(manager.admit(peers[j], false), Outcome.SUCCESS, 1)
+    settleAdmitted(manager.admit(peers[j], false))
     j = j + 1 === k ? 0 : j + 1
   }
 }
@@ -79,7 +81,7 @@ async function engines (size: number, all: PeerId[]): Promise<Engines> {
   const manager = new BitswapProtectionManager({ maxPeers: MAX_PEERS })
   for (const peer of peers) {
     await breaker.executeWithPeer(peer, work)
-    manager.settle(manager.admit(peer, false), Outcome.SUCCESS, 1)
+    settleAdmitted(manager.admit(peer, false))
   }
   if (breaker.size !== size || manager.registry.size !== size) {
     throw new Error(`scale: tracked ${breaker.size} / ${manager.registry.size} of ${size} peers`)
@@ -145,5 +147,12 @@ function push (map: Map<string, number[]>, key: string, value: number): void {
     map.set(key, [value])
   } else {
     list.push(value)
+  }
+}
+
+/** Settles an admission as a 1 ms success (the benches only admit peers with closed circuits) */
+function settleAdmitted (admission: Admission): void {
+  if (admission.admitted) {
+    admission.settle(Outcome.SUCCESS, 1)
   }
 }

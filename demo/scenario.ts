@@ -3,7 +3,7 @@
  * the short breaker settings that fit the whole arc (trip → half-open → close → ramp-up) into ~25 s.
  */
 
-import { seededRandom } from '../src/index.ts'
+import { seededRandom } from '../src/clock.ts'
 import type { BitswapCircuitBreakerInit } from '../src/index.ts'
 import type { FaultMode } from '../fixtures/index.ts'
 

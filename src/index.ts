@@ -40,47 +40,52 @@ import { DEFAULT_SERVICE_KEY } from './libp2p/constants.ts'
 import type { Clock, RandomSource } from './clock.ts'
 import type { BitswapProtectionManager, OverallStatus, PeerStatus, ProtectionConfigInit, ProtectionSnapshot } from './protection/protection-manager.ts'
 import type { LocalSuspicionChange } from './protection/population-guard.ts'
+import type { TransitionReason } from './breaker/core.ts'
 import type { BitswapObserverInit } from './libp2p/observer.ts'
 import type { CircuitState, HealthStatus } from './states.ts'
-import type { OpenStreamGuardInit } from './libp2p/open-stream-guard.ts'
+import type { OpenStreamGuardInit } from './libp2p/open-stream-init.ts'
 import type { ReleaseStatus } from './libp2p/release.ts'
 import type { ComponentLogger, ConnectionGater, Libp2pEvents, Metrics, PeerId, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
-export * from './states.ts'
-export * from './errors.ts'
-export { FrameTooLargeError, InvalidFrameError, InvalidMessageError } from './bitswap/errors.ts'
-export { WantDeadlineError } from './bitswap/errors.ts'
-export { systemClock, seededRandom } from './clock.ts'
-export type { Clock, RandomSource } from './clock.ts'
-export type { Disposable } from './event.ts'
-export type { PeerLike } from './peers/peer-key.ts'
-export { PeerRegistry } from './peers/registry.ts'
-export type { PeerRegistryInit } from './peers/registry.ts'
+// the engine: classes, their config types and defaults
 export { CircuitBreaker } from './breaker/circuit-breaker.ts'
 export { BitswapCircuitBreaker } from './breaker/per-peer.ts'
 export { defaultBitswapCircuitBreakerConfig } from './breaker/config.ts'
-export type { CircuitBreakerConfig, Counts } from './breaker/config.ts'
+export type { CircuitBreakerConfig, CircuitBreakerInit, Counts } from './breaker/config.ts'
 export { HealthMonitor } from './health/health-monitor.ts'
 export { defaultHealthMonitorConfig } from './health/config.ts'
-export type { HealthMonitorConfig } from './health/config.ts'
+export type { HealthMonitorConfig, HealthMonitorInit } from './health/config.ts'
 export { RecoveryManager } from './recovery/recovery-manager.ts'
 export { defaultRecoveryConfig } from './recovery/config.ts'
-export type { RecoveryConfig } from './recovery/config.ts'
+export type { RecoveryConfig, RecoveryInit } from './recovery/config.ts'
 export { BitswapProtectionManager, defaultProtectionConfig } from './protection/protection-manager.ts'
-export type { ProtectionConfig, ProtectionConfigInit, PeerStatus, OverallStatus, PeerSnapshot, ProtectionSnapshot, TransitionEvent, CircuitStateCounts } from './protection/protection-manager.ts'
-export { PopulationGuard, defaultPopulationGuardConfig } from './protection/population-guard.ts'
-export type { PopulationGuardConfig, LocalSuspicionChange } from './protection/population-guard.ts'
-export { AutoTune, defaultAutoTuneConfig } from './protection/auto-tune.ts'
-export type { AutoTuneConfig, TunedValues } from './protection/auto-tune.ts'
+export type { ProtectionConfig, ProtectionConfigInit, ProtectionInit } from './protection/protection-manager.ts'
+// types that appear in the signatures above and below (no runtime surface)
+export type { Clock, RandomSource } from './clock.ts'
+export type { PeerSnapshot, ProtectionSnapshot, RestoreOptions, RestoreStats, PeerStatus, OverallStatus, CircuitStateCounts, TransitionEvent } from './protection/types.ts'
 export type { HealthSnapshot, HealthStats } from './health/health-monitor.ts'
-export type { RecoveryStats, RecoveryState } from './recovery/recovery-manager.ts'
+export type { RecoveryState, RecoveryStats } from './recovery/recovery-manager.ts'
+export type { LocalSuspicionChange } from './protection/population-guard.ts'
+export type { TransitionReason } from './breaker/core.ts'
 export type { BitswapObserverInit } from './libp2p/observer.ts'
-export { METRIC_PREFIX } from './libp2p/metrics.ts'
-export { DEFAULT_BITSWAP_PROTOCOLS } from './libp2p/constants.ts'
-export type { OpenStreamGuardInit } from './libp2p/open-stream-guard.ts'
+export type { OpenStreamGuardInit } from './libp2p/open-stream-init.ts'
 export type { ReleaseStatus } from './libp2p/release.ts'
 export type { ReleaseReason } from './bitswap/want-release.ts'
+
+// errors and state enums
+export {
+  CircuitOpenError,
+  TooManyRequestsError,
+  RecoveryThrottledError,
+  InvalidConfigError,
+  OpenStreamDeadlineError,
+  InboundLimitError,
+  ClosedError,
+  ResponseDeadlineError
+} from './errors.ts'
+export { FrameTooLargeError, InvalidFrameError, InvalidMessageError, WantDeadlineError } from './bitswap/errors.ts'
+export { CircuitState, HealthStatus, RecoveryStrategy } from './states.ts'
 
 /** What `circuit:*` events carry */
 export interface CircuitEventDetail {
@@ -92,7 +97,7 @@ export interface CircuitEventDetail {
    * `probe-failure`, `probes-succeeded`, `half-open-dwell`, `isolate`, `release`, `restored`,
    * `health: unhealthy`, `outlier`, `recovery failed: failures`
    */
-  reason: string
+  reason: TransitionReason
 }
 
 export interface HealthEventDetail {

@@ -1,10 +1,11 @@
 import { systemClock } from '../clock.ts'
 import { InvalidConfigError } from '../errors.ts'
 import { EventEmitter } from '../event.ts'
-import { CIRCUIT_STATE_NAMES } from '../states.ts'
+import { PeerRecord } from '../peers/peer-record.ts'
 import { resolveCircuitBreakerConfig } from './config.ts'
 import { BreakerCore, TransitionReason } from './core.ts'
-import { abortErrorFor, rejectionError, runAdmitted } from './execute.ts'
+import { abortErrorFor, runAdmitted } from './execute.ts'
+import { checkEngineOptions } from '../validate.ts'
 import type { CircuitBreakerConfig, Counts, ResolvedCircuitBreakerConfig } from './config.ts'
 import type { ExecuteOptions, ProtectedFunction } from './execute.ts'
 import type { Clock, RandomSource } from '../clock.ts'
@@ -22,13 +23,11 @@ export interface StateChangeEvent {
   name: string
   from: CircuitState
   to: CircuitState
-  /** Why (see `TransitionReason`, or the reason given to `trip()`) */
-  reason: string
+  /** Why (see `TransitionReason`) */
+  reason: TransitionReason
   /** The error that caused a trip, when there was one */
   cause?: unknown
 }
-
-const SLOT = 0
 
 /**
  * One circuit breaker with gobreaker semantics (see `CircuitBreakerConfig`), plus open-duration
@@ -42,6 +41,8 @@ export class CircuitBreaker {
   readonly onStateChange: (listener: Listener<StateChangeEvent>) => Disposable
 
   private readonly core: BreakerCore
+  /** The one circuit's state */
+  private readonly record = new PeerRecord('')
   private readonly clock: Clock
   private readonly events = new EventEmitter<StateChangeEvent>()
 
@@ -51,6 +52,7 @@ export class CircuitBreaker {
     }
     this.name = name
     this.config = resolveCircuitBreakerConfig(config)
+    checkEngineOptions(options)
     this.clock = options.clock ?? systemClock
     this.core = new BreakerCore({
       config: this.config,
@@ -58,14 +60,12 @@ export class CircuitBreaker {
       random: options.random,
       name: () => name
     })
-    this.core.grow(1)
-    this.core.reset(SLOT)
     // gobreaker starts the first CLOSED window at construction
-    this.core.stateOf(SLOT, this.clock.now())
+    this.core.stateOf(this.record, this.clock.now())
     this.onStateChange = this.events.listen
-    this.core.onTransition((_slot, from, to, reason, _now, cause) => {
+    this.core.onTransition((_record, from, to, reason, _now, cause) => {
       if (this.events.size > 0) {
-        this.events.emit({ name, from: CIRCUIT_STATE_NAMES[from], to: CIRCUIT_STATE_NAMES[to], reason, cause })
+        this.events.emit({ name, from, to, reason, cause })
       }
     })
   }
@@ -82,11 +82,11 @@ export class CircuitBreaker {
       if (signal?.aborted === true) {
         return Promise.reject(abortErrorFor(signal))
       }
-      const token = this.core.acquire(SLOT, this.clock.now())
-      if (token < 0) {
-        return Promise.reject(rejectionError(token))
+      const admission = this.core.admit(this.record, this.clock.now())
+      if (!admission.admitted) {
+        return Promise.reject(admission.error)
       }
-      return runAdmitted(this.core, token, fn, signal, this.clock)
+      return runAdmitted(admission, this.config.isSuccessful, fn, signal)
     } catch (err) {
       return Promise.reject(err)
     }
@@ -94,28 +94,28 @@ export class CircuitBreaker {
 
   /** The current state; reading it applies any time-driven change */
   get state (): CircuitState {
-    return CIRCUIT_STATE_NAMES[this.core.stateOf(SLOT, this.clock.now())]
+    return this.core.stateOf(this.record, this.clock.now())
   }
 
   /** The counts of the current generation (a copy) */
   counts (): Counts {
-    return this.core.countsOf(SLOT, this.clock.now())
+    return this.core.countsOf(this.record, this.clock.now())
   }
 
   /** When an OPEN circuit lets probes through (Infinity while isolated, 0 when not OPEN) */
   get openUntil (): number {
-    this.core.stateOf(SLOT, this.clock.now())
-    return this.core.openUntil(SLOT)
+    this.core.stateOf(this.record, this.clock.now())
+    return this.core.openUntil(this.record)
   }
 
   /** The backoff level: the next trip opens for about timeout × multiplier^level */
   get backoffLevel (): number {
-    return this.core.backoffLevel(SLOT, this.clock.now())
+    return this.core.backoffLevel(this.record, this.clock.now())
   }
 
   /** Forces the circuit OPEN now, as a trip (the open duration backs off as usual) */
-  trip (reason: string = TransitionReason.TRIP): void {
-    this.core.trip(SLOT, this.clock.now(), reason)
+  trip (reason: TransitionReason = TransitionReason.TRIP): void {
+    this.core.trip(this.record, this.clock.now(), reason)
   }
 
   /**
@@ -123,13 +123,13 @@ export class CircuitBreaker {
    * resumes only when every handle is disposed.
    */
   isolate (): Disposable {
-    this.core.isolate(SLOT, this.clock.now())
+    this.core.isolate(this.record, this.clock.now())
     let released = false
     return {
       dispose: () => {
         if (!released) {
           released = true
-          this.core.release(SLOT, this.clock.now())
+          this.core.release(this.record, this.clock.now())
         }
       }
     }
@@ -137,6 +137,6 @@ export class CircuitBreaker {
 
   /** Back to a fresh CLOSED circuit: counts, backoff and isolations cleared; running calls are ignored */
   reset (): void {
-    this.core.clear(SLOT, this.clock.now())
+    this.core.clear(this.record, this.clock.now())
   }
 }

@@ -1,8 +1,7 @@
 import { AbortError } from '@libp2p/interface'
-import { CircuitOpenError, TooManyRequestsError, isAbortError } from '../errors.ts'
-import { Outcome, REJECT_OPEN } from '../states.ts'
-import type { BreakerCore } from './core.ts'
-import type { Clock } from '../clock.ts'
+import { isAbortError } from '../errors.ts'
+import { Outcome } from '../states.ts'
+import type { Permit } from './permit.ts'
 
 /** The protected call. It receives the caller's signal (if any) so it can stop early. */
 export type ProtectedFunction<T> = (signal?: AbortSignal) => T | Promise<T>
@@ -16,11 +15,6 @@ export interface ExecuteOptions {
 export function abortErrorFor (signal: AbortSignal): Error {
   const reason: unknown = signal.reason
   return isAbortError(reason) ? reason as Error : new AbortError()
-}
-
-/** The error for a negative `acquire` result (gobreaker's messages) */
-export function rejectionError (code: number): Error {
-  return code === REJECT_OPEN ? new CircuitOpenError() : new TooManyRequestsError()
 }
 
 /**
@@ -43,31 +37,31 @@ export function classifyOutcome (isSuccessful: (err: unknown) => boolean, threw:
 }
 
 /**
- * Runs `fn` for an admitted token and settles the token with the call's outcome. The function's
- * own result or error is passed through unchanged; a synchronous throw counts like a rejection.
- * A synchronous `fn` is settled at once, without waiting for a microtask.
+ * Runs `fn` under an admitted permit and settles the permit with the call's outcome. The
+ * function's own result or error is passed through unchanged; a synchronous throw counts like a
+ * rejection. A synchronous `fn` is settled at once, without waiting for a microtask.
  */
-export function runAdmitted<T> (core: BreakerCore, token: number, fn: ProtectedFunction<T>, signal: AbortSignal | undefined, clock: Clock): Promise<T> {
+export function runAdmitted<T> (permit: Permit, isSuccessful: (err: unknown) => boolean, fn: ProtectedFunction<T>, signal: AbortSignal | undefined): Promise<T> {
   let value: T | PromiseLike<T>
   try {
     value = fn(signal)
   } catch (err) {
-    settleThrown(core, token, err, signal, clock)
+    permit.settle(classifyOutcome(isSuccessful, true, err, signal), 0, err)
     return Promise.reject(err)
   }
   if (isPromiseLike(value)) {
     return Promise.resolve(value).then(
       (result) => {
-        settleReturned(core, token, signal, clock)
+        permit.settle(classifyOutcome(isSuccessful, false, undefined, signal), 0)
         return result
       },
       (err: unknown) => {
-        settleThrown(core, token, err, signal, clock)
+        permit.settle(classifyOutcome(isSuccessful, true, err, signal), 0, err)
         throw err
       }
     )
   }
-  settleReturned(core, token, signal, clock)
+  permit.settle(classifyOutcome(isSuccessful, false, undefined, signal), 0)
   return Promise.resolve(value)
 }
 
@@ -78,14 +72,6 @@ export function runUnprotected<T> (fn: ProtectedFunction<T>, signal: AbortSignal
   } catch (err) {
     return Promise.reject(err)
   }
-}
-
-function settleReturned (core: BreakerCore, token: number, signal: AbortSignal | undefined, clock: Clock): void {
-  core.settle(token, classifyOutcome(core.config.isSuccessful, false, undefined, signal), clock.now())
-}
-
-function settleThrown (core: BreakerCore, token: number, err: unknown, signal: AbortSignal | undefined, clock: Clock): void {
-  core.settle(token, classifyOutcome(core.config.isSuccessful, true, err, signal), clock.now(), err)
 }
 
 function isPromiseLike<T> (value: T | PromiseLike<T>): value is PromiseLike<T> {

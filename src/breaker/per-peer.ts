@@ -1,16 +1,19 @@
 import { systemClock } from '../clock.ts'
 import { EventEmitter } from '../event.ts'
-import { PeerRegistry } from '../peers/registry.ts'
-import { CIRCUIT_STATE_NAMES, CircuitState } from '../states.ts'
+import { peerKey } from '../peers/peer-key.ts'
+import { PeerTable } from '../peers/peer-table.ts'
+import { CircuitState } from '../states.ts'
 import { resolveCircuitBreakerConfig } from './config.ts'
 import { BreakerCore, TransitionReason } from './core.ts'
-import { abortErrorFor, rejectionError, runAdmitted, runUnprotected } from './execute.ts'
+import { abortErrorFor, runAdmitted, runUnprotected } from './execute.ts'
+import { checkEngineOptions } from '../validate.ts'
 import type { StateChangeEvent } from './circuit-breaker.ts'
 import type { CircuitBreakerConfig, Counts, ResolvedCircuitBreakerConfig } from './config.ts'
 import type { ExecuteOptions, ProtectedFunction } from './execute.ts'
 import type { Clock, RandomSource } from '../clock.ts'
 import type { Disposable, Listener } from '../event.ts'
 import type { PeerLike } from '../peers/peer-key.ts'
+import type { PeerRecord } from '../peers/peer-record.ts'
 
 export interface BitswapCircuitBreakerOptions {
   /** @default the registry's clock, else systemClock */
@@ -18,10 +21,10 @@ export interface BitswapCircuitBreakerOptions {
   /** Jitter source for backed-off open durations. @default Math.random */
   random?: RandomSource
   /**
-   * A registry shared with other per-peer components (health, recovery). When given, `maxPeers`
-   * and `idleTimeout` are the registry's and the options below are ignored.
+   * A peer table shared with other per-peer components (health, recovery). When given, `maxPeers`
+   * and `idleTimeout` are the table's and the options below are ignored.
    */
-  registry?: PeerRegistry
+  registry?: PeerTable
   /** @default 10000 */
   maxPeers?: number
   /** @default 600000 */
@@ -33,7 +36,7 @@ export interface PeerStateChangeEvent extends StateChangeEvent {
   peer: PeerLike
 }
 
-/** The name passed to `onStateChange` for a peer's circuit (the whole key: seed bug 14 sliced it) */
+/** The name passed to `onStateChange` for a peer's circuit (the whole key, not a slice of it) */
 export const PEER_BREAKER_PREFIX = 'bitswap-peer-'
 
 const ZERO_COUNTS: Readonly<Counts> = Object.freeze({
@@ -45,16 +48,16 @@ const ZERO_COUNTS: Readonly<Counts> = Object.freeze({
 })
 
 /**
- * One circuit per peer, all sharing one config, stored as columns in a bounded registry. Only
+ * One circuit per peer, all sharing one config, each in its peer's record of a bounded table. Only
  * clean CLOSED circuits are ever evicted, so a tripped peer cannot escape by flooding the
- * registry with new peers; when the registry is full of peers that may not be evicted, a new peer
+ * table with new peers; when the table is full of peers that may not be evicted, a new peer
  * runs unprotected (fail open) rather than unboundedly growing memory.
  */
 export class BitswapCircuitBreaker {
   readonly config: ResolvedCircuitBreakerConfig
-  /** Slot-level access for the protection manager and the libp2p glue */
+  /** Record-level access for the protection manager */
   readonly core: BreakerCore
-  readonly registry: PeerRegistry
+  readonly registry: PeerTable
   /** Subscribes to every peer's state changes; returns a disposable that unsubscribes */
   readonly onStateChange: (listener: Listener<PeerStateChangeEvent>) => Disposable
 
@@ -63,8 +66,9 @@ export class BitswapCircuitBreaker {
 
   constructor (config: CircuitBreakerConfig = {}, options: BitswapCircuitBreakerOptions = {}) {
     this.config = resolveCircuitBreakerConfig(config)
+    checkEngineOptions(options)
     this.clock = options.clock ?? options.registry?.clock ?? systemClock
-    this.registry = options.registry ?? new PeerRegistry({
+    this.registry = options.registry ?? new PeerTable({
       maxPeers: options.maxPeers,
       idleTimeout: options.idleTimeout,
       clock: this.clock
@@ -74,20 +78,13 @@ export class BitswapCircuitBreaker {
       config: this.config,
       clock: this.clock,
       random: options.random,
-      name: (slot) => PEER_BREAKER_PREFIX + registry.key(slot)
+      name: (record) => PEER_BREAKER_PREFIX + peerKey(record.peer)
     })
     registry.attach(this.core)
     this.onStateChange = this.events.listen
-    this.core.onTransition((slot, from, to, reason, _now, cause) => {
+    this.core.onTransition((record, from, to, reason, _now, cause) => {
       if (this.events.size > 0) {
-        this.events.emit({
-          peer: registry.peer(slot),
-          name: PEER_BREAKER_PREFIX + registry.key(slot),
-          from: CIRCUIT_STATE_NAMES[from],
-          to: CIRCUIT_STATE_NAMES[to],
-          reason,
-          cause
-        })
+        this.events.emit({ peer: record.peer, name: PEER_BREAKER_PREFIX + peerKey(record.peer), from, to, reason, cause })
       }
     })
   }
@@ -109,16 +106,16 @@ export class BitswapCircuitBreaker {
         return Promise.reject(abortErrorFor(signal))
       }
       const now = this.clock.now()
-      const slot = this.registry.slot(peer, now)
-      if (slot === -1) {
-        // untracked: the registry is full of peers it must remember, so this one is not protected
+      const record = this.registry.get(peer, now)
+      if (record === undefined) {
+        // untracked: the table is full of peers it must remember, so this one is not protected
         return runUnprotected(fn, signal)
       }
-      const token = this.core.acquire(slot, now)
-      if (token < 0) {
-        return Promise.reject(rejectionError(token))
+      const admission = this.core.admit(record, now)
+      if (!admission.admitted) {
+        return Promise.reject(admission.error)
       }
-      return runAdmitted(this.core, token, fn, signal, this.clock)
+      return runAdmitted(admission, this.config.isSuccessful, fn, signal)
     } catch (err) {
       return Promise.reject(err)
     }
@@ -126,44 +123,44 @@ export class BitswapCircuitBreaker {
 
   /** The peer's state; CLOSED for an unknown peer (which is not created) */
   getPeerState (peer: PeerLike): CircuitState {
-    const slot = this.registry.find(peer)
-    if (slot === -1) {
+    const record = this.registry.find(peer)
+    if (record === undefined) {
       return CircuitState.CLOSED
     }
-    return CIRCUIT_STATE_NAMES[this.core.stateOf(slot, this.clock.now())]
+    return this.core.stateOf(record, this.clock.now())
   }
 
   /** The peer's counts (a copy); zeros for an unknown peer */
   getPeerCounts (peer: PeerLike): Counts {
-    const slot = this.registry.find(peer)
-    if (slot === -1) {
+    const record = this.registry.find(peer)
+    if (record === undefined) {
       return { ...ZERO_COUNTS }
     }
-    return this.core.countsOf(slot, this.clock.now())
+    return this.core.countsOf(record, this.clock.now())
   }
 
   /** When the peer's OPEN circuit lets probes through (Infinity while isolated, 0 when not OPEN) */
   getPeerOpenUntil (peer: PeerLike): number {
-    const slot = this.registry.find(peer)
-    if (slot === -1) {
+    const record = this.registry.find(peer)
+    if (record === undefined) {
       return 0
     }
-    this.core.stateOf(slot, this.clock.now())
-    return this.core.openUntil(slot)
+    this.core.stateOf(record, this.clock.now())
+    return this.core.openUntil(record)
   }
 
   /** Every tracked peer's state, keyed by the peer's string form */
   getAllStates (): Map<string, CircuitState> {
-    const slots: number[] = []
+    const records: PeerRecord[] = []
     const keys: string[] = []
-    this.registry.forEach((slot, key) => {
-      slots.push(slot)
+    this.registry.forEach((record, key) => {
+      records.push(record)
       keys.push(key)
     })
     const now = this.clock.now()
     const states = new Map<string, CircuitState>()
-    for (let i = 0; i < slots.length; i++) {
-      states.set(keys[i], CIRCUIT_STATE_NAMES[this.core.stateOf(slots[i], now)])
+    for (let i = 0; i < records.length; i++) {
+      states.set(keys[i], this.core.stateOf(records[i], now))
     }
     return states
   }
@@ -172,32 +169,32 @@ export class BitswapCircuitBreaker {
    * Forces the peer's circuit OPEN (a trip: the open duration backs off). Returns false if the
    * peer could not be tracked or a population guard vetoed the trip.
    */
-  tripPeer (peer: PeerLike, reason: string = TransitionReason.TRIP, cause?: unknown): boolean {
+  tripPeer (peer: PeerLike, reason: TransitionReason = TransitionReason.TRIP, cause?: unknown): boolean {
     const now = this.clock.now()
-    const slot = this.registry.slot(peer, now)
-    if (slot === -1) {
+    const record = this.registry.get(peer, now)
+    if (record === undefined) {
       return false
     }
-    return this.core.trip(slot, now, reason, cause)
+    return this.core.trip(record, now, reason, cause)
   }
 
   /**
    * Holds the peer's circuit OPEN until the handle is disposed (isolations nest). A peer the
-   * registry cannot track is not isolated; the handle then does nothing.
+   * table cannot track is not isolated; the handle then does nothing.
    */
   isolatePeer (peer: PeerLike): Disposable {
     const now = this.clock.now()
-    const slot = this.registry.slot(peer, now)
-    if (slot === -1) {
+    const record = this.registry.get(peer, now)
+    if (record === undefined) {
       return { dispose: () => {} }
     }
-    this.core.isolate(slot, now)
+    this.core.isolate(record, now)
     let released = false
     return {
       dispose: () => {
-        // an isolated slot is never evicted, so it still belongs to this peer unless it was removed
-        if (!released && this.registry.find(peer) === slot) {
-          this.core.release(slot, this.clock.now())
+        // an isolated record is never evicted: it is still the peer's unless it was removed
+        if (!released && record.live) {
+          this.core.release(record, this.clock.now())
         }
         released = true
       }
@@ -206,11 +203,11 @@ export class BitswapCircuitBreaker {
 
   /** Forgets the peer whatever its state (reported as a change to CLOSED if it was not) */
   removePeer (peer: PeerLike): boolean {
-    const slot = this.registry.find(peer)
-    if (slot === -1) {
+    const record = this.registry.find(peer)
+    if (record === undefined) {
       return false
     }
-    this.core.clear(slot, this.clock.now())
+    this.core.clear(record, this.clock.now())
     return this.registry.delete(peer)
   }
 }

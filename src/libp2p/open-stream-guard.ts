@@ -1,13 +1,18 @@
 import { AbortError, isPeerId } from '@libp2p/interface'
-import { ClosedError, InvalidConfigError, OpenStreamDeadlineError } from '../errors.ts'
+import { Rejection } from '../breaker/permit.ts'
+import { ClosedError, InvalidConfigError } from '../errors.ts'
 import { Outcome } from '../states.ts'
-import { resolveOpenStreamConfig } from './config.ts'
-import { DEFAULT_BITSWAP_PROTOCOLS } from './constants.ts'
+import { DEFAULT_BITSWAP_PROTOCOLS, DEFAULT_NEUTRAL_OPEN_ERRORS, resolveOpenStreamConfig } from './config.ts'
 import { DeadlineScheduler } from './deadline-scheduler.ts'
+import { OpenDeadlines } from './open-deadline.ts'
+import { ABORTED, expireOpen, PeerOpens, PENDING, PendingOpen, SETTLED } from './pending-open.ts'
 import { patchMethod } from './patch.ts'
+import type { Permit } from '../breaker/permit.ts'
 import type { MethodPatch } from './patch.ts'
+import type { OpenStreamGate, OpenStreamGuardComponents, OpenStreamGuardInit } from './open-stream-init.ts'
+import type { OpenSettler } from './pending-open.ts'
 import type { Clock } from '../clock.ts'
-import type { ComponentLogger, Connection, DialTarget, Libp2pEvents, Logger, NewStreamOptions, PeerId, Stream, TypedEventTarget } from '@libp2p/interface'
+import type { Connection, DialTarget, Logger, NewStreamOptions, PeerId, Stream } from '@libp2p/interface'
 import type { ConnectionManager, OpenConnectionOptions } from '@libp2p/interface-internal'
 
 /**
@@ -38,224 +43,27 @@ import type { ConnectionManager, OpenConnectionOptions } from '@libp2p/interface
  *   `DialDeniedError`).
  */
 
-export interface OpenStreamGate {
-  /** token > 0: admitted; 0 (UNTRACKED): let it through, still timed; < 0: rejected (REJECT_*) */
-  admit(peer: PeerId): number
-  /** The error to throw for a rejection code */
-  rejection(code: number): Error
-  /** The open succeeded; the gate tracks the stream's life from here */
-  opened(token: number, peer: PeerId, stream: Stream, openMs: number): void
-  /** The open failed or was aborted */
-  failed(token: number, peer: PeerId, outcome: Outcome, openMs: number, err: Error): void
-}
-
-export interface OpenStreamGuardComponents {
-  connectionManager: ConnectionManager
-  events: TypedEventTarget<Libp2pEvents>
-  logger: ComponentLogger
-}
-
-/** Error names from the inner open that do not count against the peer */
-export const DEFAULT_NEUTRAL_OPEN_ERRORS: readonly string[] = [
-  // someone else's abort (shutdown, a signal inside libp2p)
-  'AbortError',
-  // the peer does not speak Bitswap: not a health problem
-  'UnsupportedProtocolError',
-  // our own decisions and limits
-  'DialDeniedError',
-  'CircuitOpenError',
-  'TooManyRequestsError',
-  'RecoveryThrottledError',
-  'TooManyOutboundProtocolStreamsError',
-  'LimitedConnectionError',
-  'NotStartedError',
-  'InvalidParametersError',
-  // we know no address for the peer: a routing problem, not the peer's
-  'NoValidAddressesError'
-]
-
-export interface OpenStreamGuardInit {
-  /**
-   * Protocols whose opens are guarded
-   *
-   * @default ['/ipfs/bitswap/1.2.0', '/ipfs/bitswap/1.1.0', '/ipfs/bitswap/1.0.0', '/ipfs/bitswap']
-   */
-  protocols?: readonly string[]
-
-  /**
-   * Deadline (ms) for a peer with no samples, no identify time and no RTT
-   *
-   * @default 1000
-   */
-  coldDeadline?: number
-
-  /**
-   * Before any sample, the deadline is this × the time identify took on the peer's connection
-   * (identify finished − `connection.timeline.open`: transport, security, muxer and one identify
-   * round trip), or else × `connection.rtt`
-   *
-   * @default 4
-   */
-  coldMultiplier?: number
-
-  /**
-   * Once the peer has `minSamples` successful opens, the deadline is this × their median
-   *
-   * @default 4
-   */
-  sampleMultiplier?: number
-
-  /**
-   * Successful opens needed before the samples decide the deadline
-   *
-   * @default 3
-   */
-  minSamples?: number
-
-  /**
-   * How many recent open times are kept per connected peer (the median is taken over them); at
-   * least `minSamples`
-   *
-   * @default max(8, minSamples)
-   */
-  sampleWindow?: number
-
-  /**
-   * Lower clamp (ms). Open times measured in-process include event-loop lag; 250 ms left a healthy
-   * peer ≥ 2.3× headroom under load in the experiment, 100 ms only ~1.5×.
-   *
-   * @default 250
-   */
-  minDeadline?: number
-
-  /**
-   * Upper clamp (ms); at least `minDeadline`
-   *
-   * @default max(2000, minDeadline)
-   */
-  maxDeadline?: number
-
-  /**
-   * A peer with no open connection must be dialled first: its deadline is at least this (ms),
-   * applied after the clamp
-   *
-   * @default 2000
-   */
-  unconnectedFloor?: number
-
-  /**
-   * Names of inner-open errors that are reported as NEUTRAL rather than FAILURE
-   *
-   * @default DEFAULT_NEUTRAL_OPEN_ERRORS
-   */
-  neutralErrors?: readonly string[]
-
-  /**
-   * Share one timer with other deadline users. The guard never stops a scheduler it was given.
-   *
-   * @default a scheduler of its own
-   */
-  scheduler?: DeadlineScheduler
-
-  /**
-   * Time source for open times and deadlines, used only when no `scheduler` is given (a given
-   * scheduler's clock is used). Identify time is measured against `connection.timeline.open`,
-   * which libp2p takes from `Date.now()`.
-   *
-   * @default `Date.now`
-   */
-  clock?: Clock
-}
-
 type OpenStreamOptions = OpenConnectionOptions & NewStreamOptions
 type OpenStreamFn = ConnectionManager['openStream']
 
 const CODE_P2P = 421
-const PENDING = 0
-const SETTLED = 1
-/** The caller has been released by an abort; whatever the inner open does now is cleaned up */
-const ABORTED = 2
-
-/** What a connected peer's timing looks like, plus its in-flight guarded opens */
-class PeerState {
-  /** identify finished − connection open, ms (0: unknown) */
-  identifyMs = 0
-  samples: Float64Array | undefined
-  count = 0
-  next = 0
-  /** sampleMultiplier × median, unclamped (0: not enough samples) */
-  sampleDeadline = 0
-  head: PendingOpen | undefined
-  pending = 0
-  /** The peer disconnected while opens were in flight: forget it once they settle */
-  detached = false
-}
-
-interface OpenSettler {
-  abortOpen(open: PendingOpen, reason: Error, outcome: Outcome): boolean
-}
-
-/** One guarded open. It is also the listener on the caller's signal (no closure per open). */
-class PendingOpen {
-  readonly controller = new AbortController()
-  state = PENDING
-  handle = 0
-  reason: Error | undefined
-  resolve!: (stream: Stream) => void
-  reject!: (err: Error) => void
-  prev: PendingOpen | undefined
-  next: PendingOpen | undefined
-
-  constructor (
-    readonly settler: OpenSettler,
-    readonly peer: PeerId,
-    readonly key: string,
-    readonly peerState: PeerState,
-    readonly token: number,
-    readonly start: number,
-    readonly deadline: number,
-    readonly connected: boolean,
-    readonly callerSignal: AbortSignal | undefined
-  ) {}
-
-  /** The caller's signal fired */
-  handleEvent (): void {
-    const reason = this.callerSignal?.reason
-    this.settler.abortOpen(this, reason instanceof Error ? reason : new AbortError(), Outcome.NEUTRAL)
-  }
-}
-
-function expireOpen (open: PendingOpen): void {
-  open.handle = 0
-  open.settler.abortOpen(open, new OpenStreamDeadlineError(`opening a stream to ${open.key} took longer than ${open.deadline} ms`), Outcome.FAILURE)
-}
-
-export class OpenStreamGuard {
+export class OpenStreamGuard<T = Permit> {
   private readonly components: OpenStreamGuardComponents
-  private readonly gate: OpenStreamGate
+  private readonly gate: OpenStreamGate<T>
   private readonly log: Logger
   private readonly protocols: Set<string>
   private readonly neutral: Set<string>
   private readonly clock: Clock
   private readonly scheduler: DeadlineScheduler
   private readonly ownsScheduler: boolean
-  private readonly coldDeadline: number
-  private readonly coldMultiplier: number
-  private readonly sampleMultiplier: number
-  private readonly minSamples: number
-  private readonly window: number
-  private readonly minDeadline: number
-  private readonly maxDeadline: number
-  private readonly unconnectedFloor: number
-  private readonly peers = new Map<string, PeerState>()
+  private readonly deadlines: OpenDeadlines
+  private readonly peers = new Map<string, PeerOpens>()
   /** Connections whose identify time was taken (identify push dispatches `peer:identify` again) */
   private measured = new WeakSet<Connection>()
-  /** Scratch space for the median */
-  private readonly scratch: Float64Array
   private readonly settler: OpenSettler
   private patch: MethodPatch<OpenStreamFn> | undefined
 
-  constructor (components: OpenStreamGuardComponents, gate: OpenStreamGate, init: OpenStreamGuardInit = {}) {
+  constructor (components: OpenStreamGuardComponents, gate: OpenStreamGate<T>, init: OpenStreamGuardInit = {}) {
     this.components = components
     this.gate = gate
     this.log = components.logger.forComponent('libp2p:bitswap-circuit-breaker:open-stream-guard')
@@ -267,19 +75,11 @@ export class OpenStreamGuard {
     this.protocols = new Set(protocols)
     const config = resolveOpenStreamConfig(init)
     this.neutral = new Set(config.neutralErrors ?? DEFAULT_NEUTRAL_OPEN_ERRORS)
-    this.coldDeadline = config.coldDeadline
-    this.coldMultiplier = config.coldMultiplier
-    this.sampleMultiplier = config.sampleMultiplier
-    this.window = config.sampleWindow
-    this.minSamples = config.minSamples
-    this.minDeadline = config.minDeadline
-    this.maxDeadline = config.maxDeadline
-    this.unconnectedFloor = config.unconnectedFloor
+    this.deadlines = new OpenDeadlines(config)
     this.ownsScheduler = init.scheduler == null
     this.scheduler = init.scheduler ?? new DeadlineScheduler({ clock: init.clock })
     // deadlines are absolute times in the scheduler's time base
     this.clock = this.scheduler.clock
-    this.scratch = new Float64Array(this.window)
     this.settler = { abortOpen: (open, reason, outcome) => this.abortOpen(open, reason, outcome) }
   }
 
@@ -341,7 +141,7 @@ export class OpenStreamGuard {
 
   /** Guarded opens in flight to the peer */
   inFlight (peer: PeerId): number {
-    return this.peers.get(peer.toString())?.pending ?? 0
+    return this.peers.get(peer.toString())?.inFlight.size ?? 0
   }
 
   /** Whether an open to this peer has completed on its current connection (a timing sample exists) */
@@ -399,7 +199,7 @@ export class OpenStreamGuard {
       return Promise.reject(callerSignal.reason)
     }
     const token = this.gate.admit(peer)
-    if (token < 0) {
+    if (token instanceof Rejection) {
       return Promise.reject(this.gate.rejection(token))
     }
 
@@ -409,16 +209,11 @@ export class OpenStreamGuard {
     const connected = cm.getConnections(peer).length > 0
     const deadline = this.computeDeadline(peer, state, connected)
     if (state == null) {
-      state = new PeerState()
+      state = new PeerOpens()
       this.peers.set(key, state)
     }
     const open = new PendingOpen(this.settler, peer, key, state, token, start, deadline, connected, callerSignal)
-    open.next = state.head
-    if (state.head != null) {
-      state.head.prev = open
-    }
-    state.head = open
-    state.pending++
+    state.inFlight.push(open.node)
 
     const promise = new Promise<Stream>((resolve, reject) => {
       open.resolve = resolve
@@ -456,11 +251,11 @@ export class OpenStreamGuard {
     const openMs = this.clock.now() - open.start
     if (open.connected && !open.peerState.detached) {
       // an open that had to dial first says nothing about the connection's open time
-      this.addSample(open.peerState, openMs)
+      this.deadlines.addSample(open.peerState, openMs)
     }
     this.release(open)
     try {
-      this.gate.opened(open.token, open.peer, stream, openMs)
+      this.gate.opened(open.token as T, open.peer, stream, openMs)
     } catch (err) {
       this.log.error('gate.opened threw - %e', err)
     }
@@ -498,22 +293,19 @@ export class OpenStreamGuard {
     return true
   }
 
-  private abortAll (state: PeerState, reason: Error): number {
+  private abortAll (state: PeerOpens, reason: Error): number {
     let aborted = 0
-    let open = state.head
-    while (open != null) {
-      const next = open.next
+    for (const open of state.inFlight) {
       if (this.abortOpen(open, reason, Outcome.NEUTRAL)) {
         aborted++
       }
-      open = next
     }
     return aborted
   }
 
   private report (open: PendingOpen, outcome: Outcome, openMs: number, err: Error): void {
     try {
-      this.gate.failed(open.token, open.peer, outcome, openMs, err)
+      this.gate.failed(open.token as T, open.peer, outcome, openMs, err)
     } catch (e) {
       this.log.error('gate.failed threw - %e', e)
     }
@@ -527,72 +319,16 @@ export class OpenStreamGuard {
     }
     open.callerSignal?.removeEventListener('abort', open)
     const state = open.peerState
-    if (open.prev != null) {
-      open.prev.next = open.next
-    } else {
-      state.head = open.next
-    }
-    if (open.next != null) {
-      open.next.prev = open.prev
-    }
-    open.prev = open.next = undefined
-    state.pending--
+    state.inFlight.remove(open.node)
     // keep timing only for connected peers (dropped on disconnect)
-    if (state.pending === 0 && (state.detached || (state.identifyMs === 0 && state.count === 0)) &&
+    if (state.inFlight.size === 0 && (state.detached || !state.known) &&
       this.peers.get(open.key) === state) {
       this.peers.delete(open.key)
     }
   }
 
-  private computeDeadline (peer: PeerId, state: PeerState | undefined, connected: boolean): number {
-    let deadline: number
-    if (state != null && state.sampleDeadline > 0) {
-      deadline = state.sampleDeadline
-    } else if (state != null && state.identifyMs > 0) {
-      deadline = this.coldMultiplier * state.identifyMs
-    } else {
-      deadline = this.coldDeadline
-      const connections = this.components.connectionManager.getConnections(peer)
-      for (let i = 0; i < connections.length; i++) {
-        const rtt = connections[i].rtt
-        if (rtt != null && rtt > 0) {
-          deadline = this.coldMultiplier * rtt
-          break
-        }
-      }
-    }
-    deadline = Math.min(Math.max(deadline, this.minDeadline), this.maxDeadline)
-    return connected ? deadline : Math.max(deadline, this.unconnectedFloor)
-  }
-
-  private addSample (state: PeerState, ms: number): void {
-    const window = this.window
-    if (state.samples == null) {
-      state.samples = new Float64Array(window)
-    }
-    state.samples[state.next] = ms
-    state.next = (state.next + 1) % window
-    if (state.count < window) {
-      state.count++
-    }
-    if (state.count >= this.minSamples) {
-      state.sampleDeadline = this.sampleMultiplier * this.median(state.samples, state.count)
-    }
-  }
-
-  /** Median of the first n values, by insertion sort into scratch space (n is small) */
-  private median (values: Float64Array, n: number): number {
-    const s = this.scratch
-    for (let i = 0; i < n; i++) {
-      const v = values[i]
-      let j = i - 1
-      while (j >= 0 && s[j] > v) {
-        s[j + 1] = s[j]
-        j--
-      }
-      s[j + 1] = v
-    }
-    return (n & 1) === 1 ? s[n >> 1] : (s[(n >> 1) - 1] + s[n >> 1]) / 2
+  private computeDeadline (peer: PeerId, state: PeerOpens | undefined, connected: boolean): number {
+    return this.deadlines.deadline(this.components.connectionManager, peer, state, connected)
   }
 
   private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId, connection?: Connection }>): void => {
@@ -612,7 +348,7 @@ export class OpenStreamGuard {
     const key = peerId.toString()
     let state = this.peers.get(key)
     if (state == null) {
-      state = new PeerState()
+      state = new PeerOpens()
       this.peers.set(key, state)
     }
     state.identifyMs = Math.max(ms, 1)
@@ -625,16 +361,12 @@ export class OpenStreamGuard {
     if (state == null) {
       return
     }
-    if (state.pending === 0) {
+    if (state.inFlight.size === 0) {
       this.peers.delete(key)
       return
     }
     // opens still in flight keep the entry; it goes when they settle
-    state.identifyMs = 0
-    state.samples = undefined
-    state.count = 0
-    state.next = 0
-    state.sampleDeadline = 0
+    state.forget()
     state.detached = true
   }
 }

@@ -1,13 +1,14 @@
 import { ResponseDeadlineError } from '../errors.ts'
 import { Outcome } from '../states.ts'
 import type { DeadlineScheduler } from './deadline-scheduler.ts'
+import type { Permit } from '../breaker/permit.ts'
 import type { Clock } from '../clock.ts'
 import type { Stream, StreamCloseEvent } from '@libp2p/interface'
 
-/** Where a watched stream's outcome goes: the service settles the admission token with it */
-export interface StreamOutcomeSink {
+/** Where a watched stream's outcome goes: the service settles the admission's permit with it */
+export interface StreamOutcomeSink<T = Permit> {
   /** `now` is the time the latency was measured at (one clock read serves both) */
-  settleStream(token: number, outcome: Outcome, latencyMs: number, err: Error | undefined, now: number): void
+  settleStream(token: T, outcome: Outcome, latencyMs: number, err: Error | undefined, now: number): void
 }
 
 /**
@@ -31,16 +32,16 @@ export function classifyClose (error: Error | undefined, local: boolean | undefi
  * Watches one admitted stream until it ends and settles its token exactly once. One small object
  * per stream, used as the event listener itself (`handleEvent`) so no closure is allocated.
  */
-class StreamWatch {
+class StreamWatch<T = Permit> {
   private settled = false
   /** The scheduler entry of the stall deadline, cancelled when the stream ends first */
   deadline = 0
   scheduler: DeadlineScheduler | undefined
 
   constructor (
-    private readonly sink: StreamOutcomeSink,
+    private readonly sink: StreamOutcomeSink<T>,
     private readonly clock: Clock,
-    private readonly token: number,
+    private readonly token: T,
     private readonly startedAt: number,
     private readonly cleanClose: Outcome
   ) {}
@@ -72,7 +73,7 @@ class StreamWatch {
 export type { StreamWatch }
 
 /** Scheduler callback (no closure per stream): the remote never finished the stream in time */
-function stalled (watch: StreamWatch): void {
+function stalled (watch: StreamWatch<unknown>): void {
   watch.deadline = 0
   watch.settle(Outcome.FAILURE, new ResponseDeadlineError())
 }
@@ -83,8 +84,8 @@ function stalled (watch: StreamWatch): void {
  * everything often resets before our middleware sees the stream), and then no `close` event will
  * ever come: check its status on entry.
  */
-export function watchStream (stream: Stream, token: number, startedAt: number, clock: Clock, sink: StreamOutcomeSink, cleanClose: Outcome, scheduler?: DeadlineScheduler, deadlineAt?: number): StreamWatch {
-  const watch = new StreamWatch(sink, clock, token, startedAt, cleanClose)
+export function watchStream<T = Permit> (stream: Stream, token: T, startedAt: number, clock: Clock, sink: StreamOutcomeSink<T>, cleanClose: Outcome, scheduler?: DeadlineScheduler, deadlineAt?: number): StreamWatch<T> {
+  const watch = new StreamWatch<T>(sink, clock, token, startedAt, cleanClose)
   const status = stream.status
   if (status === 'reset' || status === 'aborted') {
     watch.settle(Outcome.FAILURE)

@@ -1,15 +1,14 @@
-import { growFloat32, growFloat64, growUint32 } from '../peers/columns.ts'
 import { resolveAutoTuneConfig } from './config.ts'
 import type { AutoTuneInit, ResolvedAutoTuneConfig } from './config.ts'
 import type { PopulationGuard } from './population-guard.ts'
 import type { Counts, ResolvedCircuitBreakerConfig } from '../breaker/config.ts'
 import type { BreakerCore } from '../breaker/core.ts'
-import type { SlotColumns } from '../peers/columns.ts'
-import type { PeerRegistry } from '../peers/registry.ts'
+import type { PeerRecord } from '../peers/peer-record.ts'
 
 /** Absorbs float error in rates, so that exactly 10 requests a window ask for 10, not 11 */
 const EPSILON = 1e-9
-const MAX_UINT32 = 0xFFFFFFFF
+/** A window's request count stops here */
+const MAX_COUNT = 0xFFFFFFFF
 
 export { defaultAutoTuneConfig, resolveAutoTuneConfig } from './config.ts'
 export type { AutoTuneConfig, AutoTuneInit, ResolvedAutoTuneConfig } from './config.ts'
@@ -78,11 +77,9 @@ export interface TunedValues {
 }
 
 export interface AutoTuneOptions {
-  /** The manager's registry: the tuner attaches its columns (16 bytes a peer) */
-  registry: PeerRegistry
-  /** The population guard sharing the registry: failing and open counts */
+  /** The population guard of the same table: failing and open counts */
   guard: PopulationGuard
-  /** The breaker core sharing the registry: backoff level and open duration are read from it */
+  /** The breaker core of the same table: backoff level and open duration are read from it */
   core: BreakerCore
 }
 
@@ -91,163 +88,128 @@ export interface AutoTuneOptions {
  * three bounded rules over per-peer load and the health of the whole population (see the pure
  * functions above), plus the open-duration backoff the core already does (read back, not redone).
  *
- * No timers: each peer's request rate is an exponentially weighted moving average over fixed
- * windows, folded lazily when the peer is next seen (`record`, allocation-free), and read as the
+ * No timers: each peer's request rate (`PeerRecord.rate*`) is an exponentially weighted moving
+ * average over fixed windows, folded lazily when the peer is next seen (`record`, allocation-free), and read as the
  * larger of that average and the current window's count, so a burst counts at once and a lull
  * fades over a few windows.
  */
-export class AutoTune implements SlotColumns {
+export class AutoTune {
   readonly config: Readonly<ResolvedAutoTuneConfig>
 
-  private readonly registry: PeerRegistry
   private readonly guard: PopulationGuard
   private readonly core: BreakerCore
   private readonly rateWindow: number
   private readonly alpha: number
 
-  /** Moving average of requests per window, over the windows before `window` */
-  private average: Float32Array = new Float32Array(0)
-  /** Requests in the window `window` */
-  private count: Uint32Array = new Uint32Array(0)
-  /** Index of the window being counted */
-  private window: Float64Array = new Float64Array(0)
-
   constructor (config: AutoTuneInit = {}, options: AutoTuneOptions) {
     this.config = resolveAutoTuneConfig(config)
-    this.registry = options.registry
     this.guard = options.guard
     this.core = options.core
     this.rateWindow = this.config.rateWindow
     this.alpha = this.config.rateSmoothing
-    this.registry.attach(this)
   }
 
-  /** Counts one request to the slot's peer (call it once per settled request, any outcome) */
-  record (slot: number, now: number): void {
-    if (slot < 0 || slot >= this.count.length) {
-      return
-    }
+  /** Counts one request to the peer (call it once per settled request, any outcome) */
+  record (record: PeerRecord, now: number): void {
     const w = Math.floor(now / this.rateWindow)
-    const last = this.window[slot]
+    const last = record.rateWindow
     if (w > last) {
-      this.average[slot] = this.folded(slot, w - last)
-      this.count[slot] = 0
-      this.window[slot] = w
+      record.rateAverage = this.folded(record, w - last)
+      record.rateCount = 0
+      record.rateWindow = w
     }
-    if (this.count[slot] < MAX_UINT32) {
-      this.count[slot]++
+    if (record.rateCount < MAX_COUNT) {
+      record.rateCount++
     }
   }
 
-  /** The peer's requests per rate window at `now` */
-  requestRate (slot: number, now: number): number {
-    if (slot < 0 || slot >= this.count.length) {
+  /** The peer's requests per rate window at `now` (0 for an untracked peer) */
+  requestRate (record: PeerRecord | undefined, now: number): number {
+    if (record === undefined) {
       return 0
     }
-    const elapsed = Math.floor(now / this.rateWindow) - this.window[slot]
+    const elapsed = Math.floor(now / this.rateWindow) - record.rateWindow
     if (elapsed > 0) {
-      return this.folded(slot, elapsed)
+      return this.folded(record, elapsed)
     }
-    const average = this.average[slot]
-    const current = this.count[slot]
+    const average = record.rateAverage
+    const current = record.rateCount
     return current > average ? current : average
   }
 
   /** Rule 1 for this peer at `now` */
-  tripMinRequests (slot: number, now: number): number {
+  tripMinRequests (record: PeerRecord | undefined, now: number): number {
     const { minTripRequests, maxTripRequests } = this.config
-    if (slot < 0) {
+    if (record === undefined) {
       return minTripRequests
     }
-    return tripMinRequestsFor(this.requestRate(slot, now), minTripRequests, maxTripRequests)
+    return tripMinRequestsFor(this.requestRate(record, now), minTripRequests, maxTripRequests)
   }
 
   /** Rule 2 for this peer at `now`: the others' failing share against local suspicion's share */
-  tripFailureRatio (slot: number, now: number): number {
+  tripFailureRatio (record: PeerRecord | undefined, now: number): number {
     const { minTripFailureRatio, maxTripFailureRatio } = this.config
-    if (slot < 0) {
+    if (record === undefined) {
       return minTripFailureRatio
     }
     const others = this.guard.population - 1
     if (others <= 0) {
       return minTripFailureRatio
     }
-    const failing = this.guard.failingPeers(now) - (this.guard.isFailing(slot, now) ? 1 : 0)
+    const failing = this.guard.failingPeers(now) - (this.guard.isFailing(record, now) ? 1 : 0)
     return tripFailureRatioFor(failing / others, this.guard.config.localFailureShare, minTripFailureRatio, maxTripFailureRatio)
   }
 
   /**
-   * A `readyToTrip` for the slot: at least `tripMinRequests` requests and at least
+   * The tuned trip rule for the peer: at least `tripMinRequests` requests and at least
    * `tripFailureRatio` of them failed. For the manager to use when the user gave no `readyToTrip`
-   * of their own. A slot of -1 (unknown) gets the seed's rule (the lower bounds).
+   * of their own. An untracked peer gets the seed's rule (the lower bounds).
    */
-  shouldTrip (slot: number, counts: Counts, now: number): boolean {
+  shouldTrip (record: PeerRecord | undefined, counts: Readonly<Counts>, now: number): boolean {
     const requests = counts.requests
-    if (requests <= 0 || requests < this.tripMinRequests(slot, now)) {
+    if (requests <= 0 || requests < this.tripMinRequests(record, now)) {
       return false
     }
-    return counts.totalFailures / requests >= this.tripFailureRatio(slot, now) - EPSILON
+    return counts.totalFailures / requests >= this.tripFailureRatio(record, now) - EPSILON
   }
 
   /** Rule 3 for this peer at `now`: the multiplier for a recovery ramp starting now */
-  recoveryRampSpeed (slot: number, now: number): number {
+  recoveryRampSpeed (record: PeerRecord | undefined, now: number): number {
     const { minRampSpeed, maxRampSpeed } = this.config
-    const others = this.guard.population - (slot >= 0 ? 1 : 0)
+    const others = this.guard.population - (record !== undefined ? 1 : 0)
     if (others <= 0) {
       return maxRampSpeed
     }
     let unavailable = this.guard.unavailablePeers(now)
-    if (slot >= 0 && (this.guard.isOpen(slot) || this.guard.isFailing(slot, now))) {
+    if (record !== undefined && (this.guard.isOpen(record) || this.guard.isFailing(record, now))) {
       unavailable--
     }
     return recoveryRampSpeedFor((others - unavailable) / others, minRampSpeed, maxRampSpeed)
   }
 
   /** Every tuned value of the peer at `now` (brings its circuit up to `now` first) */
-  tuned (slot: number, now: number): TunedValues {
+  tuned (record: PeerRecord | undefined, now: number): TunedValues {
     const core = this.core
-    if (slot >= 0) {
-      core.stateOf(slot, now)
+    if (record !== undefined) {
+      core.stateOf(record, now)
     }
-    const backoffLevel = slot >= 0 ? core.backoffLevel(slot, now) : 0
+    const backoffLevel = record !== undefined ? core.backoffLevel(record, now) : 0
     return {
       backoffLevel,
       openDuration: openDurationFor(core.config, backoffLevel),
-      openUntil: slot >= 0 ? core.openUntil(slot) : 0,
-      requestRate: this.requestRate(slot, now),
-      tripMinRequests: this.tripMinRequests(slot, now),
-      tripFailureRatio: this.tripFailureRatio(slot, now),
-      recoveryRampSpeed: this.recoveryRampSpeed(slot, now)
+      openUntil: record !== undefined ? core.openUntil(record) : 0,
+      requestRate: this.requestRate(record, now),
+      tripMinRequests: this.tripMinRequests(record, now),
+      tripFailureRatio: this.tripFailureRatio(record, now),
+      recoveryRampSpeed: this.recoveryRampSpeed(record, now)
     }
-  }
-
-  // -- SlotColumns --
-
-  grow (capacity: number): void {
-    if (capacity <= this.count.length) {
-      return
-    }
-    this.average = growFloat32(this.average, capacity)
-    this.count = growUint32(this.count, capacity)
-    this.window = growFloat64(this.window, capacity)
-  }
-
-  reset (slot: number): void {
-    this.average[slot] = 0
-    this.count[slot] = 0
-    this.window[slot] = 0
-  }
-
-  /** A rate is cheap to learn again: never a reason to keep a peer */
-  evictable (): boolean {
-    return true
   }
 
   /** The average after the counted window closed and `elapsed - 1` empty ones followed it */
-  private folded (slot: number, elapsed: number): number {
+  private folded (record: PeerRecord, elapsed: number): number {
     const alpha = this.alpha
-    const average = this.average[slot]
-    const closed = average + alpha * (this.count[slot] - average)
+    const average = record.rateAverage
+    const closed = average + alpha * (record.rateCount - average)
     return elapsed > 1 ? closed * (1 - alpha) ** (elapsed - 1) : closed
   }
 }

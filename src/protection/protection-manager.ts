@@ -1,125 +1,49 @@
 import { systemClock } from '../clock.ts'
-import { ClosedError, CircuitOpenError, RecoveryThrottledError, TooManyRequestsError } from '../errors.ts'
+import { ClosedError } from '../errors.ts'
 import { abortErrorFor, classifyOutcome } from '../breaker/execute.ts'
-import { SLOT_SPACE, TransitionReason } from '../breaker/core.ts'
+import { TransitionReason } from '../breaker/core.ts'
 import { BitswapCircuitBreaker } from '../breaker/per-peer.ts'
+import { REJECTED_RECOVERY, UNTRACKED_PERMIT } from '../breaker/permit.ts'
 import { EventEmitter } from '../event.ts'
+import { DEFAULT_MAX_PEERS } from '../peers/config.ts'
 import { HealthMonitor } from '../health/health-monitor.ts'
-import { PeerRegistry } from '../peers/registry.ts'
+import { PeerTable } from '../peers/peer-table.ts'
 import { RecoveryManager } from '../recovery/recovery-manager.ts'
-import {
-  CIRCUIT_STATE_NAMES,
-  CircuitState,
-  HealthStatus,
-  Outcome,
-  REJECT_HALF_OPEN_FULL,
-  REJECT_OPEN,
-  REJECT_RECOVERY,
-  STATE_CLOSED,
-  STATE_HALF_OPEN,
-  STATE_OPEN,
-  UNTRACKED
-} from '../states.ts'
+import { CircuitState, HealthStatus, Outcome } from '../states.ts'
 import { defaultReadyToTrip } from '../breaker/config.ts'
 import { AutoTune } from './auto-tune.ts'
 import { resolveProtectionConfig } from './config.ts'
 import { PopulationGuard } from './population-guard.ts'
-import type { TunedValues } from './auto-tune.ts'
+import { prepareSnapshot, SNAPSHOT_VERSION } from './snapshot.ts'
+import { checkEngineOptions } from '../validate.ts'
+import type { PreparedSnapshot } from './snapshot.ts'
 import type { ProtectionConfigInit } from './config.ts'
 import type { LocalSuspicionChange } from './population-guard.ts'
+import type { CircuitStateCounts, OverallStatus, PeerSnapshot, PeerStatus, ProtectionManagerOptions, ProtectionSnapshot, RestoreOptions, RestoreStats, TransitionEvent } from './types.ts'
 import type { Counts } from '../breaker/config.ts'
 import type { ExecuteOptions, ProtectedFunction } from '../breaker/execute.ts'
-import type { Clock, RandomSource } from '../clock.ts'
+import type { Admission, Permit, PermitOwner } from '../breaker/permit.ts'
+import type { Clock } from '../clock.ts'
 import type { Disposable } from '../event.ts'
-import type { HealthSnapshot, HealthStats } from '../health/health-monitor.ts'
 import type { PeerLike } from '../peers/peer-key.ts'
-import type { RecoveryStats } from '../recovery/recovery-manager.ts'
+import type { PeerRecord } from '../peers/peer-record.ts'
 
 export { defaultProtectionConfig } from './config.ts'
+export type { PreparedSnapshot } from './snapshot.ts'
 export type { ProtectionConfig, ProtectionConfigInit, ProtectionInit } from './config.ts'
-
-/** The transition reason of circuits put back by `restore` */
-export const RESTORED = 'restored'
-
-export interface ProtectionManagerOptions {
-  clock?: Clock
-  random?: RandomSource
-}
-
-/** Everything known about one peer */
-export interface PeerStatus {
-  peer: string
-  circuitState: CircuitState
-  counts: Counts
-  /** When an OPEN circuit lets probes through (0 when not OPEN) */
-  openUntil: number
-  healthStatus: HealthStatus
-  health: HealthSnapshot | undefined
-  isRecovering: boolean
-  recoveryRate: number
-  /** What auto-tuning currently uses for this peer (absent for an untracked peer) */
-  tuned: TunedValues | undefined
-}
-
-/** Numbers of peers per circuit state */
-export interface CircuitStateCounts {
-  closed: number
-  open: number
-  halfOpen: number
-}
-
-export interface OverallStatus {
-  totalPeers: number
-  circuitStates: CircuitStateCounts
-  healthStats: HealthStats
-  recoveryStats: RecoveryStats
-  /** Requests refused because a circuit was OPEN, HALF_OPEN-full, or by the recovery ramp */
-  rejected: { open: number, halfOpen: number, recovery: number }
-  trips: number
-  /** Most peers are failing at once: our own network is suspected and no circuit trips */
-  localNetworkSuspected: boolean
-  /** More than 80 % of known peers healthy and fewer than 20 % of circuits open (the seed's rule, with real numbers) */
-  isHealthy(): boolean
-  getSummary(): string
-}
-
-/** One peer's circuit as a snapshot keeps it (JSON-safe) */
-export interface PeerSnapshot {
-  peer: string
-  state: CircuitState
-  /** Wall-clock ms when probes may start (0 when not OPEN) */
-  openUntil: number
-  backoffLevel: number
-  /** Held open by `isolate()` until released */
-  isolated: boolean
-}
-
-/** What a restarted node needs to remember which peers were bad, and for how long */
-export interface ProtectionSnapshot {
-  version: 1
-  takenAt: number
-  peers: PeerSnapshot[]
-}
-
-/** A state change of one peer's circuit, with string states */
-export interface TransitionEvent {
-  peer: PeerLike
-  from: CircuitState
-  to: CircuitState
-  reason: string
-}
+export type { CircuitStateCounts, OverallStatus, PeerSnapshot, PeerStatus, ProtectionManagerOptions, ProtectionSnapshot, RestoreOptions, RestoreStats, TransitionEvent } from './types.ts'
 
 /**
- * Breaker → recovery gate → the call → health record, per peer, sharing one bounded peer registry.
+ * Breaker → recovery gate → the call → health record, per peer, sharing one bounded peer table.
  *
  * Divergences from the seed (each fixes a bug it had): breaker and recovery rejections are not
  * counted as the peer's failures; a peer recovers only after its circuit closes, and a recovery that
  * fails re-trips the circuit instead of letting all traffic through; health-based tripping really
  * trips; every count in the overall status is real.
  */
-export class BitswapProtectionManager {
+export class BitswapProtectionManager implements PermitOwner {
   readonly clock: Clock
-  readonly registry: PeerRegistry
+  readonly registry: PeerTable
   readonly circuitBreaker: BitswapCircuitBreaker
   readonly healthMonitor: HealthMonitor
   readonly recoveryManager: RecoveryManager
@@ -138,188 +62,167 @@ export class BitswapProtectionManager {
   private rejectedHalfOpen = 0
   private rejectedRecovery = 0
   private trips = 0
+  private restoreStats: RestoreStats | undefined
   private closed = false
-  /** The slot being settled, for the auto-tuned trip rule (the core's `readyToTrip` gets no slot) */
-  private settlingSlot = -1
-  private settlingAt = 0
 
   constructor (init: ProtectionConfigInit = {}, options: ProtectionManagerOptions = {}) {
     // resolved once, up front: an error names the field by its full path and nothing is built
     const resolved = resolveProtectionConfig(init)
+    checkEngineOptions(options)
     this.clock = options.clock ?? systemClock
-    this.registry = new PeerRegistry({ maxPeers: resolved.maxPeers, idleTimeout: resolved.idleTimeout, clock: this.clock })
-    // without a user rule, trip sensitivity is auto-tuned per peer (auto-tune.ts); the default rule
-    // (as in a config spread from defaultProtectionConfig()) is not a user rule
-    const circuitBreaker = resolved.circuitBreaker.readyToTrip === defaultReadyToTrip && resolved.enableAutoTuning
-      ? { ...resolved.circuitBreaker, readyToTrip: (counts: Counts) => this.autoTune.shouldTrip(this.settlingSlot, counts, this.settlingAt) }
-      : resolved.circuitBreaker
-    this.circuitBreaker = new BitswapCircuitBreaker(circuitBreaker, { clock: this.clock, random: options.random, registry: this.registry })
+    this.registry = new PeerTable({ maxPeers: resolved.maxPeers, idleTimeout: resolved.idleTimeout, clock: this.clock })
+    this.circuitBreaker = new BitswapCircuitBreaker(resolved.circuitBreaker, { clock: this.clock, random: options.random, registry: this.registry })
     this.healthMonitor = new HealthMonitor(resolved.healthMonitor, { clock: this.clock, registry: this.registry })
     this.populationGuard = new PopulationGuard(resolved.populationGuard, { registry: this.registry, clock: this.clock })
-    this.autoTune = new AutoTune(resolved.autoTune, { registry: this.registry, guard: this.populationGuard, core: this.circuitBreaker.core })
+    const core = this.circuitBreaker.core
+    this.autoTune = new AutoTune(resolved.autoTune, { guard: this.populationGuard, core })
     this.recoveryManager = new RecoveryManager(resolved.recovery, {
       clock: this.clock,
       registry: this.registry,
-      rampSpeed: resolved.enableAutoTuning ? (slot, at) => this.autoTune.recoveryRampSpeed(slot, at) : undefined
+      rampSpeed: resolved.enableAutoTuning ? (record, at) => this.autoTune.recoveryRampSpeed(record, at) : undefined
     })
     this.onPopulationChange = this.populationGuard.onChange
     this.enableAutoRecovery = resolved.enableAutoRecovery
     this.enableHealthBasedTripping = resolved.enableHealthBasedTripping
     this.onTransition = this.transitions.listen
 
-    const core = this.circuitBreaker.core
-    core.canTrip = (slot) => this.populationGuard.canTrip(slot, this.clock.now())
+    // without a user rule, trip sensitivity is auto-tuned per peer (auto-tune.ts); the default rule
+    // (as in a config spread from defaultProtectionConfig()) is not a user rule
+    if (resolved.circuitBreaker.readyToTrip === defaultReadyToTrip && resolved.enableAutoTuning) {
+      core.policy = { shouldTrip: (counts: Counts, record, now) => this.autoTune.shouldTrip(record, counts, now) }
+    }
+    core.canTrip = (record, now) => this.populationGuard.canTrip(record, now)
     this.disposables.push(
       core.onTransition(this.populationGuard.recordTransition),
-      core.onTransition((slot, from, to, reason, now) => {
-        if (to === STATE_OPEN) {
+      core.onTransition((record, from, to, reason, now) => {
+        if (to === CircuitState.OPEN) {
           if (isTrip(reason)) {
             this.trips++
           }
           // a peer that trips again while ramping back starts over once it closes
-          this.recoveryManager.cancel(slot, now)
-        } else if (to === STATE_CLOSED && from === STATE_HALF_OPEN && this.enableAutoRecovery) {
-          this.recoveryManager.start(slot, now)
+          this.recoveryManager.cancel(record, now)
+        } else if (to === CircuitState.CLOSED && from === CircuitState.HALF_OPEN && this.enableAutoRecovery) {
+          this.recoveryManager.start(record, now)
         }
-        this.transitions.emit({
-          peer: this.registry.peer(slot),
-          from: CIRCUIT_STATE_NAMES[from],
-          to: CIRCUIT_STATE_NAMES[to],
-          reason
-        })
+        this.transitions.emit({ peer: record.peer, from, to, reason })
       }),
       this.recoveryManager.onRecoveryFailed(({ peer, reason }) => {
-        const slot = this.registry.find(peer)
-        if (slot === -1) {
+        const record = this.registry.find(peer)
+        if (record === undefined) {
           return
         }
         const now = this.clock.now()
         // a ramp that ran out of time without failures only met a quiet peer: let it be (a failed
         // recovery holds its peer at rate 0, which only a trip or a cancel undoes); a vetoed trip
         // (population guard) must not leave the peer shut out at rate 0 either
-        if (reason !== 'failures' || !core.trip(slot, now, `recovery failed: ${reason}`)) {
-          this.recoveryManager.cancel(slot, now)
+        if (reason !== 'failures' || !core.trip(record, now, TransitionReason.RECOVERY_FAILED)) {
+          this.recoveryManager.cancel(record, now)
         }
       }),
       this.healthMonitor.onStatusChange(({ peer, to }) => {
         if (!this.enableHealthBasedTripping || to !== HealthStatus.UNHEALTHY) {
           return
         }
-        const slot = this.registry.find(peer)
-        if (slot !== -1) {
-          core.trip(slot, this.clock.now(), 'health: unhealthy')
+        const record = this.registry.find(peer)
+        if (record !== undefined) {
+          core.trip(record, this.clock.now(), TransitionReason.UNHEALTHY)
         }
       })
     )
   }
 
-  // -- the two-step API used by the libp2p service (hot path: no allocation) --
+  // -- the two-step API used by the libp2p service (hot path: one permit, nothing else) --
 
   /**
-   * Asks whether a request to `peer` may go ahead. Returns a token (> 0) to pass to `settle`,
-   * `UNTRACKED` (0: go ahead, nothing to settle) when the registry is full of peers that may not be
-   * evicted, or a negative `REJECT_*` code. `throttle: false` skips the recovery ramp (the libp2p
-   * service uses it for inbound streams: they carry answers we asked for). Pass `now` when the
-   * caller has just read the clock: a clock read is a large share of this call's cost.
+   * Asks whether a request to `peer` may go ahead: a `Permit` to settle when it ends (an untracked
+   * one, which settles to nothing, when the table is full of peers it must keep), or a rejection.
+   * `throttle: false` skips the recovery ramp (the libp2p service uses it for inbound streams:
+   * they carry answers we asked for). Pass `now` when the caller has just read the clock.
    */
-  admit (peer: PeerLike, throttle: boolean = true, now: number = this.clock.now()): number {
+  admit (peer: PeerLike, throttle: boolean = true, now: number = this.clock.now()): Admission {
     if (this.closed) {
-      return UNTRACKED
+      return UNTRACKED_PERMIT
     }
-    const slot = this.registry.slot(peer, now)
-    if (slot === -1) {
-      return UNTRACKED
+    const record = this.registry.get(peer, now)
+    if (record === undefined) {
+      return UNTRACKED_PERMIT
     }
     // the ramp first: a recovery that times out on this read re-trips the circuit before admission
-    if (throttle && !this.recoveryManager.allow(slot, now)) {
+    if (throttle && !this.recoveryManager.allow(record, now)) {
       this.rejectedRecovery++
-      return REJECT_RECOVERY
+      return REJECTED_RECOVERY
     }
-    const token = this.circuitBreaker.core.acquire(slot, now)
-    if (token < 0) {
-      if (token === REJECT_OPEN) {
+    const admission = this.circuitBreaker.core.admit(record, now, this)
+    if (!admission.admitted) {
+      if (admission.reason === 'open') {
         this.rejectedOpen++
       } else {
         this.rejectedHalfOpen++
       }
     }
-    return token
+    return admission
   }
 
-  /** Reports how an admitted request ended */
-  settle (token: number, outcome: Outcome, latencyMs: number, err?: unknown, now: number = this.clock.now()): void {
-    if (token <= 0) {
-      return
+  /** `Permit.settle` of the permits this manager gave */
+  settlePermit (permit: Permit, outcome: Outcome, latencyMs: number, err: unknown, now: number | undefined): void {
+    const record = permit.record
+    if (record !== undefined) {
+      this.record(record, permit.epoch, outcome, now ?? this.clock.now(), latencyMs, err)
     }
-    const slot = token % SLOT_SPACE
-    this.record(slot, token, outcome, now, latencyMs, err)
   }
 
   /**
    * Records a verdict about a peer that did not come from an admitted request (message-level
    * observation: an answered want, a missed deadline, garbage). It counts as one request of the
-   * current generation; in HALF_OPEN a failure still reopens when the probe quota is used up.
+   * current epoch; in HALF_OPEN a failure still reopens when the probe quota is used up.
    */
   observe (peer: PeerLike, outcome: Outcome, latencyMs: number, err?: unknown): void {
     if (this.closed) {
       return
     }
     const now = this.clock.now()
-    const slot = this.registry.slot(peer, now)
-    if (slot === -1) {
+    const record = this.registry.get(peer, now)
+    if (record === undefined) {
       return
     }
     const core = this.circuitBreaker.core
-    const token = core.acquire(slot, now)
-    if (token > 0) {
-      this.record(slot, token, outcome, now, latencyMs, err)
+    const rejection = core.acquire(record, now)
+    if (rejection === undefined) {
+      this.record(record, record.epoch, outcome, now, latencyMs, err)
       return
     }
     if (outcome !== Outcome.NEUTRAL) {
       // OPEN: the verdict still says how the peer is doing; HALF_OPEN and full: a failure reopens
-      this.healthMonitor.record(slot, now, latencyMs, outcome, err)
-      if (outcome === Outcome.FAILURE && token === REJECT_HALF_OPEN_FULL) {
-        core.trip(slot, now, TransitionReason.PROBE_FAILURE, err)
+      this.healthMonitor.record(record, now, latencyMs, outcome, err)
+      if (outcome === Outcome.FAILURE && rejection.reason === 'half-open-full') {
+        core.trip(record, now, TransitionReason.PROBE_FAILURE, err)
       }
     }
   }
 
-  private record (slot: number, token: number, outcome: Outcome, now: number, latencyMs: number, err: unknown): void {
+  private record (record: PeerRecord, epoch: number, outcome: Outcome, now: number, latencyMs: number, err: unknown): void {
+    if (!record.live) {
+      // the peer was forgotten while the request ran
+      return
+    }
     // the guard hears the outcome before the core, so the failure that makes our own network
     // suspect cannot trip this peer's circuit
-    this.populationGuard.onOutcome(slot, outcome, now)
-    this.autoTune.record(slot, now)
+    this.populationGuard.onOutcome(record, outcome, now)
+    this.autoTune.record(record, now)
     // asked before the core settles: the probe that closes the circuit starts a ramp it was not
     // admitted by, so it must not count as the ramp's first success
-    const ramping = this.recoveryManager.recovering(slot, now)
-    this.settlingSlot = slot
-    this.settlingAt = now
-    try {
-      this.circuitBreaker.core.settle(token, outcome, now, err)
-    } finally {
-      this.settlingSlot = -1
-    }
+    const ramping = this.recoveryManager.recovering(record, now)
+    this.circuitBreaker.core.settle(record, epoch, outcome, now, err)
     if (outcome !== Outcome.NEUTRAL) {
-      this.healthMonitor.record(slot, now, latencyMs, outcome, err)
+      this.healthMonitor.record(record, now, latencyMs, outcome, err)
       if (ramping) {
-        this.recoveryManager.record(slot, now, outcome === Outcome.SUCCESS)
+        this.recoveryManager.record(record, now, outcome === Outcome.SUCCESS)
       }
     }
     const outliers = this.populationGuard.evaluateOutliers(now)
     for (let i = 0; i < outliers.length; i++) {
-      this.circuitBreaker.core.trip(outliers[i], now, 'outlier')
+      this.circuitBreaker.core.trip(outliers[i], now, TransitionReason.OUTLIER)
     }
-  }
-
-  /** The error a rejection code stands for */
-  rejectionError (code: number): Error {
-    if (code === REJECT_OPEN) {
-      return new CircuitOpenError()
-    }
-    if (code === REJECT_HALF_OPEN_FULL) {
-      return new TooManyRequestsError()
-    }
-    return new RecoveryThrottledError()
   }
 
   // -- the seed's API --
@@ -337,9 +240,9 @@ export class BitswapProtectionManager {
     if (signal?.aborted === true) {
       throw abortErrorFor(signal)
     }
-    const token = this.admit(peer)
-    if (token < 0) {
-      throw this.rejectionError(token)
+    const admission = this.admit(peer)
+    if (!admission.admitted) {
+      throw admission.error
     }
     const isSuccessful = this.circuitBreaker.config.isSuccessful
     const startedAt = this.clock.now()
@@ -347,10 +250,10 @@ export class BitswapProtectionManager {
     try {
       result = await fn(signal)
     } catch (err) {
-      this.settle(token, classifyOutcome(isSuccessful, true, err, signal), this.clock.now() - startedAt, err)
+      admission.settle(classifyOutcome(isSuccessful, true, err, signal), this.clock.now() - startedAt, err)
       throw err
     }
-    this.settle(token, classifyOutcome(isSuccessful, false, undefined, signal), this.clock.now() - startedAt)
+    admission.settle(classifyOutcome(isSuccessful, false, undefined, signal), this.clock.now() - startedAt)
     return result
   }
 
@@ -363,24 +266,24 @@ export class BitswapProtectionManager {
   }
 
   /** Forces a peer's circuit OPEN now (it then follows the normal OPEN → HALF_OPEN path) */
-  trip (peer: PeerLike, reason: string = TransitionReason.TRIP): boolean {
+  trip (peer: PeerLike, reason: TransitionReason = TransitionReason.TRIP): boolean {
     return this.circuitBreaker.tripPeer(peer, reason)
   }
 
   /** Holds a peer's circuit OPEN until `release` (ref-counted; not a trip, no backoff) */
   isolate (peer: PeerLike): void {
     const now = this.clock.now()
-    const slot = this.registry.slot(peer, now)
-    if (slot !== -1) {
-      this.circuitBreaker.core.isolate(slot, now)
+    const record = this.registry.get(peer, now)
+    if (record !== undefined) {
+      this.circuitBreaker.core.isolate(record, now)
     }
   }
 
   /** Undoes one `isolate`; the last release resumes the normal OPEN → HALF_OPEN timeline */
   release (peer: PeerLike): void {
-    const slot = this.registry.find(peer)
-    if (slot !== -1) {
-      this.circuitBreaker.core.release(slot, this.clock.now())
+    const record = this.registry.find(peer)
+    if (record !== undefined) {
+      this.circuitBreaker.core.release(record, this.clock.now())
     }
   }
 
@@ -389,48 +292,60 @@ export class BitswapProtectionManager {
     const now = this.clock.now()
     const core = this.circuitBreaker.core
     const peers: PeerSnapshot[] = []
-    this.registry.forEach((slot, key) => {
-      const state = core.stateOf(slot, now)
-      const backoffLevel = core.backoffLevel(slot, now)
-      if (state === STATE_CLOSED && backoffLevel === 0) {
+    this.registry.forEach((record, key) => {
+      const state = core.stateOf(record, now)
+      const backoffLevel = core.backoffLevel(record, now)
+      if (state === CircuitState.CLOSED && backoffLevel === 0) {
         return
       }
-      const isolated = core.isIsolated(slot)
+      const isolated = core.isIsolated(record)
       peers.push({
         peer: key,
-        state: CIRCUIT_STATE_NAMES[state],
-        openUntil: state === STATE_OPEN && !isolated ? core.openUntil(slot) : 0,
+        state,
+        openUntil: state === CircuitState.OPEN && !isolated ? core.openUntil(record) : 0,
         backoffLevel,
         isolated
       })
     })
-    return { version: 1, takenAt: now, peers }
+    return { version: SNAPSHOT_VERSION, takenAt: now, peers }
   }
 
   /**
-   * Restores a snapshot: OPEN circuits stay OPEN until their original time (HALF_OPEN at once if it
-   * has passed), isolations are held again, backoff levels carry over. Peers are keyed by string,
-   * so events for restored peers carry the string until a PeerId is seen.
+   * Restores a snapshot: OPEN circuits stay OPEN until their original time (cut to `maxTimeout`
+   * from now), isolations are held again, backoff levels carry over. The snapshot is checked first
+   * (see snapshot.ts): a malformed one throws `InvalidSnapshotError` and nothing is restored; at
+   * most half the peer table is taken, newest trips first. Peers are keyed by string, so events for
+   * restored peers carry the string until a PeerId is seen.
    */
-  restore (snapshot: ProtectionSnapshot): void {
+  restore (snapshot: ProtectionSnapshot, options: RestoreOptions = {}): PreparedSnapshot {
     const now = this.clock.now()
+    const maxPeers = this.registry.maxPeers
+    const prepared = prepareSnapshot(snapshot, {
+      now,
+      path: options.path,
+      capacity: Math.floor(maxPeers / 2),
+      maxEntries: Math.max(maxPeers, DEFAULT_MAX_PEERS),
+      breaker: this.circuitBreaker.config,
+      isValidPeer: options.isValidPeer
+    })
     const core = this.circuitBreaker.core
-    for (const entry of snapshot.peers) {
-      const slot = this.registry.slot(entry.peer, now)
-      if (slot === -1) {
+    for (const entry of prepared.entries) {
+      const record = this.registry.get(entry.peer, now)
+      if (record === undefined) {
         continue
       }
-      const state = CIRCUIT_STATE_NAMES.indexOf(entry.state)
-      core.restore(slot, now, state === -1 ? STATE_CLOSED : state, entry.openUntil, entry.backoffLevel, RESTORED)
+      core.restore(record, now, entry.state, entry.openUntil, entry.backoffLevel, TransitionReason.RESTORED)
       if (entry.isolated) {
-        core.isolate(slot, now)
+        core.isolate(record, now)
       }
     }
+    this.restoreStats = prepared.stats
+    return prepared
   }
 
   getPeerStatus (peer: PeerLike): PeerStatus {
     const now = this.clock.now()
-    const slot = this.registry.find(peer)
+    const record = this.registry.find(peer)
     const circuitState = this.circuitBreaker.getPeerState(peer)
     return {
       peer: peer.toString(),
@@ -439,9 +354,9 @@ export class BitswapProtectionManager {
       openUntil: circuitState === CircuitState.OPEN ? this.circuitBreaker.getPeerOpenUntil(peer) : 0,
       healthStatus: this.healthMonitor.getHealthStatus(peer),
       health: this.healthMonitor.getHealth(peer),
-      isRecovering: slot !== -1 && this.recoveryManager.recovering(slot, now),
-      recoveryRate: slot !== -1 ? this.recoveryManager.rate(slot, now) : 1,
-      tuned: slot !== -1 ? this.autoTune.tuned(slot, now) : undefined
+      isRecovering: this.recoveryManager.recovering(record, now),
+      recoveryRate: this.recoveryManager.rate(record, now),
+      tuned: record !== undefined ? this.autoTune.tuned(record, now) : undefined
     }
   }
 
@@ -449,11 +364,11 @@ export class BitswapProtectionManager {
     const circuitStates: CircuitStateCounts = { closed: 0, open: 0, halfOpen: 0 }
     const now = this.clock.now()
     const core = this.circuitBreaker.core
-    this.registry.forEach((slot) => {
-      const state = core.stateOf(slot, now)
-      if (state === STATE_OPEN) {
+    this.registry.forEach((record) => {
+      const state = core.stateOf(record, now)
+      if (state === CircuitState.OPEN) {
         circuitStates.open++
-      } else if (state === STATE_HALF_OPEN) {
+      } else if (state === CircuitState.HALF_OPEN) {
         circuitStates.halfOpen++
       } else {
         circuitStates.closed++
@@ -471,6 +386,7 @@ export class BitswapProtectionManager {
       rejected,
       trips: this.trips,
       localNetworkSuspected: this.populationGuard.check(now),
+      restored: this.restoreStats,
       isHealthy () {
         if (totalPeers === 0) {
           return true
@@ -502,6 +418,6 @@ export class BitswapProtectionManager {
 }
 
 /** A move to OPEN that the peer caused (not a manual isolation or a restored snapshot) */
-export function isTrip (reason: string): boolean {
-  return reason !== TransitionReason.ISOLATE && reason !== RESTORED
+export function isTrip (reason: TransitionReason): boolean {
+  return reason !== TransitionReason.ISOLATE && reason !== TransitionReason.RESTORED
 }

@@ -1,109 +1,21 @@
 import { systemClock } from '../clock.ts'
 import { EventEmitter } from '../event.ts'
-import { growColumn } from '../peers/columns.ts'
-import { PeerRegistry } from '../peers/registry.ts'
+import { PeerTable } from '../peers/peer-table.ts'
 import { resolveRecoveryConfig } from './config.ts'
-import { recoveryRate } from './strategies.ts'
+import { CANCELLED, COMPLETED, DEFERRED, DEFERRED_FAILED, FAILED, NONE, RECOVERING, RampState, rampEvictable, rampRate } from './ramp.ts'
+import { RecoveryPhase } from './types.ts'
+import { checkEngineOptions } from '../validate.ts'
+import type { RecoveryEvent, RecoveryFailedEvent, RecoveryFailureReason, RecoveryManagerOptions, RecoveryState, RecoveryStats } from './types.ts'
 import type { RecoveryConfig, ResolvedRecoveryConfig } from './config.ts'
 import type { Clock } from '../clock.ts'
 import type { Disposable, Listener } from '../event.ts'
-import type { SlotColumns } from '../peers/columns.ts'
 import type { PeerLike } from '../peers/peer-key.ts'
-import type { RecoveryStrategy } from '../states.ts'
+import type { PeerRecord } from '../peers/peer-record.ts'
+import type { RecordKeeper } from '../peers/peer-table.ts'
 
-export interface RecoveryManagerOptions {
-  /** @default the registry's clock, else systemClock */
-  clock?: Clock
+export { RecoveryPhase } from './types.ts'
+export type { RecoveryEvent, RecoveryFailedEvent, RecoveryFailureReason, RecoveryManagerOptions, RecoveryState, RecoveryStats } from './types.ts'
 
-  /**
-   * A registry shared with the other per-peer components (breaker, health). Without one the
-   * manager creates its own, which forgets a finished recovery once idle for twice
-   * `maxRecoveryTime` (the seed's cleanup age); `maxPeers` then applies to it.
-   */
-  registry?: PeerRegistry
-
-  /** @default 10000 */
-  maxPeers?: number
-
-  /**
-   * Auto-tuning hook: how fast this peer's ramp runs (1 = as configured, 2 = twice as fast),
-   * asked once when its recovery begins so the rate never jumps backwards. Time limits
-   * (`maxRecoveryTime`, the cooldown) stay in real time.
-   *
-   * @default () => 1
-   */
-  rampSpeed?: (slot: number, at: number) => number
-}
-
-/** Where a peer's recovery stands */
-export const RecoveryPhase = {
-  /** Ramping up: a fraction of requests is admitted */
-  RECOVERING: 'RECOVERING',
-  /** Asked to start during the cooldown; starts when the cooldown ends */
-  DEFERRED: 'DEFERRED',
-  /** Ended after `successThreshold` successes in a row: full traffic */
-  COMPLETED: 'COMPLETED',
-  /** Ended after `failureThreshold` failures in a row or a timeout: no traffic until a new start or `cancel` */
-  FAILED: 'FAILED',
-  /** Stopped by `cancel` (the circuit tripped again and restricts the peer itself): no restriction from recovery */
-  CANCELLED: 'CANCELLED'
-} as const
-export type RecoveryPhase = typeof RecoveryPhase[keyof typeof RecoveryPhase]
-
-/** Why a recovery failed */
-export type RecoveryFailureReason = 'failures' | 'timeout'
-
-/** A copy of one peer's recovery record */
-export interface RecoveryState {
-  peer: PeerLike
-  phase: RecoveryPhase
-  /** True only in the RECOVERING phase */
-  isRecovering: boolean
-  /** When the ramp started, or will start when DEFERRED (clock ms) */
-  recoveryStartTime: number
-  /** When the last recovery ended (completed, failed, cancelled), or 0 if none has */
-  recoveryEndTime: number
-  /** The fraction of requests admitted now */
-  currentRate: number
-  consecutiveSuccesses: number
-  consecutiveFailures: number
-  /** The last start or recorded attempt */
-  lastActivity: number
-  strategy: RecoveryStrategy
-}
-
-export interface RecoveryStats {
-  /** Peers with a recovery record (running, deferred or finished) */
-  totalPeers: number
-  recoveringPeers: number
-  deferredPeers: number
-  /** Recoveries completed since the manager was created */
-  completedRecoveries: number
-  /** Recoveries failed (by failures or timeout) since the manager was created */
-  failedRecoveries: number
-  /** Mean rate over the recovering peers; 0 when none is */
-  averageRecoveryRate: number
-}
-
-export interface RecoveryEvent {
-  peer: PeerLike
-}
-
-export interface RecoveryFailedEvent {
-  peer: PeerLike
-  reason: RecoveryFailureReason
-}
-
-// phase codes in the `phase` column; 0 so that a reset slot has no record
-const NONE = 0
-const RECOVERING = 1
-/** Deferred start, held at the ramp's starting rate */
-const DEFERRED = 2
-/** Deferred start after a failed recovery, held at 0 */
-const DEFERRED_FAILED = 3
-const COMPLETED = 4
-const FAILED = 5
-const CANCELLED = 6
 const PHASE_NAMES: ReadonlyArray<RecoveryPhase | undefined> = [
   undefined,
   RecoveryPhase.RECOVERING,
@@ -116,7 +28,8 @@ const PHASE_NAMES: ReadonlyArray<RecoveryPhase | undefined> = [
 
 /** Absorbs float rounding in the credit sum, so that 10 x 0.1 admits on the 10th request */
 const CREDIT_EPSILON = 1e-9
-const MAX_UINT16 = 0xFFFF
+/** Success and failure runs stop counting here */
+const MAX_COUNT = 0xFFFF
 
 /**
  * Ramps a peer's traffic back up after its circuit closed, admitting a growing fraction of its
@@ -131,18 +44,17 @@ const MAX_UINT16 = 0xFFFF
  *
  * No timers: rates, timeouts and deferred starts are computed from the clock when a peer is read or
  * written. A transition found that way (a deferred start beginning, a timeout) fires its event at
- * the moment it is found, after the state has changed. Per-peer state is kept in columns of a
- * `PeerRegistry` (37 bytes a peer).
+ * the moment it is found, after the state has changed. Per-peer state is a `RampState` in the
+ * peer's record, created at its first recovery.
  */
-export class RecoveryManager implements SlotColumns {
+export class RecoveryManager implements RecordKeeper {
   readonly config: Readonly<ResolvedRecoveryConfig>
-  readonly registry: PeerRegistry
+  readonly registry: PeerTable
   readonly onRecoveryStart: (listener: Listener<RecoveryEvent>) => Disposable
   readonly onRecoveryComplete: (listener: Listener<RecoveryEvent>) => Disposable
   readonly onRecoveryFailed: (listener: Listener<RecoveryFailedEvent>) => Disposable
 
   private readonly clock: Clock
-  private readonly ownRegistry: boolean
   private readonly started = new EventEmitter<RecoveryEvent>()
   private readonly completed = new EventEmitter<RecoveryEvent>()
   private readonly failed = new EventEmitter<RecoveryFailedEvent>()
@@ -150,28 +62,23 @@ export class RecoveryManager implements SlotColumns {
   private failedCount = 0
   private closed = false
 
-  // -- columns --
-  private phase: Uint8Array = new Uint8Array(0)
-  /** Ramp start; the scheduled start while deferred */
-  private startTime: Float64Array = new Float64Array(0)
-  /** When the last recovery ended, for the cooldown */
-  private endTime: Float64Array = new Float64Array(0)
-  private lastActivity: Float64Array = new Float64Array(0)
-  private credit: Float64Array = new Float64Array(0)
-  private successes: Uint16Array = new Uint16Array(0)
-  private failures: Uint16Array = new Uint16Array(0)
-  private speed: Float32Array = new Float32Array(0)
-  private readonly rampSpeed: ((slot: number, at: number) => number) | undefined
+  private readonly rampSpeed: ((record: PeerRecord, at: number) => number) | undefined
+  /** Forgets a peer's ramp: the whole record in a table of our own, the ramp in a shared one */
+  private readonly forget: (record: PeerRecord) => void
 
   constructor (config: RecoveryConfig = {}, options: RecoveryManagerOptions = {}) {
     this.config = resolveRecoveryConfig(config)
+    checkEngineOptions(options)
     this.clock = options.clock ?? options.registry?.clock ?? systemClock
-    this.ownRegistry = options.registry == null
-    this.registry = options.registry ?? new PeerRegistry({
+    const shared = options.registry
+    this.registry = shared ?? new PeerTable({
       maxPeers: options.maxPeers,
       idleTimeout: 2 * this.config.maxRecoveryTime,
       clock: this.clock
     })
+    this.forget = shared === undefined
+      ? (record) => { this.registry.delete(record.peer) }
+      : (record) => { record.recovery = undefined }
     this.rampSpeed = options.rampSpeed
     this.onRecoveryStart = this.started.listen
     this.onRecoveryComplete = this.completed.listen
@@ -184,14 +91,14 @@ export class RecoveryManager implements SlotColumns {
   /**
    * Starts ramping the peer up. Returns true when a recovery started now or was deferred to the
    * end of the cooldown; false when one is already running or deferred (nothing changes), the
-   * manager is closed, or the registry cannot track the peer.
+   * manager is closed, or the table cannot track the peer.
    */
   startRecovery (peer: PeerLike): boolean {
     if (this.closed) {
       return false
     }
     const now = this.clock.now()
-    return this.start(this.registry.slot(peer, now), now)
+    return this.start(this.registry.get(peer, now), now)
   }
 
   /** Stops a running or deferred recovery, or releases a failed one's hold, without an event (see `cancel`) */
@@ -206,13 +113,13 @@ export class RecoveryManager implements SlotColumns {
 
   /** Records the outcome of a request admitted during recovery; ignored when not recovering */
   recordRecoveryAttempt (peer: PeerLike, success: boolean): void {
-    const slot = this.registry.find(peer)
-    if (slot === -1) {
+    const record = this.registry.find(peer)
+    if (record === undefined) {
       return
     }
     const now = this.clock.now()
-    this.registry.touch(slot, now)
-    this.record(slot, now, success)
+    this.registry.touch(record, now)
+    this.record(record, now, success)
   }
 
   /** The fraction of requests admitted now: 1.0 when unrestricted, 0 after a failed recovery */
@@ -226,27 +133,27 @@ export class RecoveryManager implements SlotColumns {
 
   /** A copy of the peer's recovery record (finished ones included), or undefined if it has none */
   getRecoveryState (peer: PeerLike): RecoveryState | undefined {
-    const slot = this.registry.find(peer)
-    if (slot === -1 || this.closed) {
+    const record = this.registry.find(peer)
+    const ramp = record?.recovery
+    if (record === undefined || ramp === undefined || this.closed) {
       return undefined
     }
     const now = this.clock.now()
-    this.advance(slot, now)
-    const phase = this.phase[slot]
-    const name = PHASE_NAMES[phase]
-    if (name === undefined) {
+    this.advance(record, ramp, now)
+    const name = PHASE_NAMES[ramp.phase]
+    if (name === undefined || record.recovery !== ramp) {
       return undefined
     }
     return {
-      peer: this.registry.peer(slot),
+      peer: record.peer,
       phase: name,
-      isRecovering: phase === RECOVERING,
-      recoveryStartTime: this.startTime[slot],
-      recoveryEndTime: this.endTime[slot],
-      currentRate: this.currentRate(slot, now),
-      consecutiveSuccesses: this.successes[slot],
-      consecutiveFailures: this.failures[slot],
-      lastActivity: this.lastActivity[slot],
+      isRecovering: ramp.phase === RECOVERING,
+      recoveryStartTime: ramp.startTime,
+      recoveryEndTime: ramp.endTime,
+      currentRate: this.currentRate(ramp, now),
+      consecutiveSuccesses: ramp.successes,
+      consecutiveFailures: ramp.failures,
+      lastActivity: ramp.lastActivity,
       strategy: this.config.strategy
     }
   }
@@ -262,19 +169,20 @@ export class RecoveryManager implements SlotColumns {
       averageRecoveryRate: 0
     }
     let rateSum = 0
-    this.registry.forEach((slot) => {
-      if (this.closed || this.phase[slot] === NONE) {
+    this.registry.forEach((record) => {
+      const ramp = record.recovery
+      if (this.closed || ramp === undefined || ramp.phase === NONE) {
         return
       }
-      this.advance(slot, now)
-      const phase = this.phase[slot]
-      if (phase === NONE) {
+      this.advance(record, ramp, now)
+      const phase = ramp.phase
+      if (phase === NONE || record.recovery !== ramp) {
         return // a listener removed it
       }
       stats.totalPeers++
       if (phase === RECOVERING) {
         stats.recoveringPeers++
-        rateSum += this.currentRate(slot, now)
+        rateSum += this.currentRate(ramp, now)
       } else if (phase === DEFERRED || phase === DEFERRED_FAILED) {
         stats.deferredPeers++
       }
@@ -289,31 +197,33 @@ export class RecoveryManager implements SlotColumns {
   }
 
   /**
-   * Forgets a peer's recovery record without an event. A manager with its own registry forgets the
-   * peer entirely; with a shared registry only the recovery columns are cleared. Returns whether
-   * the peer had a record.
+   * Forgets a peer's recovery record without an event (in a table of its own, the whole peer).
+   * Returns whether the peer had a record.
    */
   removePeer (peer: PeerLike): boolean {
-    const slot = this.registry.find(peer)
-    if (slot === -1) {
+    const record = this.registry.find(peer)
+    if (record === undefined) {
       return false
     }
-    const had = this.phase[slot] !== NONE
-    if (this.ownRegistry) {
-      this.registry.delete(peer)
-    } else {
-      this.reset(slot)
-    }
+    const had = record.recovery !== undefined && record.recovery.phase !== NONE
+    this.forget(record)
     return had
   }
 
   /**
-   * For a manager with its own registry: forgets now every idle peer whose recovery is over and
-   * cooled down. Returns how many were forgotten (0 with a shared registry, which is pruned by
-   * its owner).
+   * Forgets now every idle peer whose recovery is over and cooled down (in a table of its own, the
+   * whole peer). Returns how many were forgotten.
    */
   prune (now: number = this.clock.now()): number {
-    return this.ownRegistry ? this.registry.prune(now) : 0
+    let removed = 0
+    const idleTimeout = this.registry.idleTimeout
+    this.registry.forEach((record) => {
+      if (record.recovery !== undefined && now - record.lastSeen > idleTimeout && this.evictable(record, now)) {
+        this.forget(record)
+        removed++
+      }
+    })
+    return removed
   }
 
   /**
@@ -328,38 +238,38 @@ export class RecoveryManager implements SlotColumns {
     this.started.clear()
     this.completed.clear()
     this.failed.clear()
-    if (this.ownRegistry) {
-      this.registry.clear()
-    } else {
-      this.registry.forEach((slot) => { this.reset(slot) })
-    }
+    this.registry.forEach((record) => { this.forget(record) })
   }
 
-  // -- slot-level API (hot path: no peer lookup, no allocation unless an event fires) --
+  // -- record-level API (hot path: no peer lookup, no allocation unless an event fires) --
 
   /** See `startRecovery` */
-  start (slot: number, now: number): boolean {
-    if (this.closed || slot < 0) {
+  start (record: PeerRecord | undefined, now: number): boolean {
+    if (this.closed || record === undefined) {
       return false
     }
-    this.advance(slot, now)
-    const phase = this.phase[slot]
+    let ramp = record.recovery
+    if (ramp === undefined) {
+      ramp = record.recovery = new RampState()
+    }
+    this.advance(record, ramp, now)
+    const phase = ramp.phase
     if (phase === RECOVERING || phase === DEFERRED || phase === DEFERRED_FAILED) {
       return false
     }
-    this.lastActivity[slot] = now
+    ramp.lastActivity = now
     if (phase !== NONE) {
-      const cooldownEnd = this.endTime[slot] + this.config.cooldownPeriod
+      const cooldownEnd = ramp.endTime + this.config.cooldownPeriod
       if (now < cooldownEnd) {
-        this.phase[slot] = phase === FAILED ? DEFERRED_FAILED : DEFERRED
-        this.startTime[slot] = cooldownEnd
-        this.credit[slot] = 0
-        this.successes[slot] = 0
-        this.failures[slot] = 0
+        ramp.phase = phase === FAILED ? DEFERRED_FAILED : DEFERRED
+        ramp.startTime = cooldownEnd
+        ramp.credit = 0
+        ramp.successes = 0
+        ramp.failures = 0
         return true
       }
     }
-    this.begin(slot, now)
+    this.begin(record, ramp, now)
     return true
   }
 
@@ -370,207 +280,160 @@ export class RecoveryManager implements SlotColumns {
    * circuit's HALF_OPEN probes can get through. No event and no count. Returns whether anything
    * changed.
    */
-  cancel (slot: number, now: number): boolean {
-    if (this.closed || slot < 0) {
+  cancel (record: PeerRecord | undefined, now: number): boolean {
+    const ramp = record?.recovery
+    if (this.closed || record === undefined || ramp === undefined) {
       return false
     }
-    const phase = this.advance(slot, now)
+    const phase = this.advance(record, ramp, now)
     if (phase === RECOVERING) {
-      this.endTime[slot] = now
+      ramp.endTime = now
     } else if (phase === DEFERRED || phase === DEFERRED_FAILED) {
       // never started: the cooldown still counts from the previous end
-      this.startTime[slot] = this.endTime[slot]
+      ramp.startTime = ramp.endTime
     } else if (phase !== FAILED) {
       return false
     }
-    this.phase[slot] = CANCELLED
-    this.credit[slot] = 0
+    ramp.phase = CANCELLED
+    ramp.credit = 0
     return true
   }
 
   /**
    * Whether a request may go ahead now, counting it for the ramp. True when the peer has no
-   * restriction (never recovered, completed, cancelled, untracked: slot -1, or closed); false after
-   * a failed recovery until a new one starts.
+   * restriction (never recovered, completed, cancelled, untracked, or closed); false after a failed
+   * recovery until a new one starts.
    */
-  allow (slot: number, now: number): boolean {
-    if (this.closed || slot < 0) {
+  allow (record: PeerRecord | undefined, now: number): boolean {
+    const ramp = record?.recovery
+    if (this.closed || record === undefined || ramp === undefined) {
       return true
     }
-    let phase = this.phase[slot]
+    let phase = ramp.phase
     if (phase === NONE || phase === COMPLETED || phase === CANCELLED) {
       return true
     }
-    phase = this.advance(slot, now)
+    phase = this.advance(record, ramp, now)
     if (phase === NONE || phase === COMPLETED || phase === CANCELLED) {
       return true
     }
-    const rate = this.currentRate(slot, now)
+    const rate = this.currentRate(ramp, now)
     if (rate <= 0) {
       return false
     }
-    const credit = this.credit[slot] + rate
+    const credit = ramp.credit + rate
     if (credit >= 1 - CREDIT_EPSILON) {
-      this.credit[slot] = credit - 1 > 0 ? credit - 1 : 0
+      ramp.credit = credit - 1 > 0 ? credit - 1 : 0
       return true
     }
-    this.credit[slot] = credit
+    ramp.credit = credit
     return false
   }
 
   /** Records an admitted request's outcome (neutral outcomes should not be recorded at all) */
-  record (slot: number, now: number, success: boolean): void {
-    if (this.closed || slot < 0) {
+  record (record: PeerRecord, now: number, success: boolean): void {
+    const ramp = record.recovery
+    if (this.closed || ramp === undefined) {
       return
     }
-    const current = this.phase[slot]
+    const current = ramp.phase
     if (current !== RECOVERING && current !== DEFERRED && current !== DEFERRED_FAILED) {
       return
     }
-    if (this.advance(slot, now) !== RECOVERING) {
+    if (this.advance(record, ramp, now) !== RECOVERING) {
       return
     }
-    this.lastActivity[slot] = now
+    ramp.lastActivity = now
     if (success) {
-      this.failures[slot] = 0
-      const successes = this.successes[slot] < MAX_UINT16 ? this.successes[slot] + 1 : MAX_UINT16
-      this.successes[slot] = successes
-      if (successes >= this.config.successThreshold) {
-        this.finish(slot, now, COMPLETED)
+      ramp.failures = 0
+      ramp.successes = ramp.successes < MAX_COUNT ? ramp.successes + 1 : MAX_COUNT
+      if (ramp.successes >= this.config.successThreshold) {
+        this.finish(ramp, now, COMPLETED)
         this.completedCount++
         if (this.completed.size > 0) {
-          this.completed.emit({ peer: this.registry.peer(slot) })
+          this.completed.emit({ peer: record.peer })
         }
       }
     } else {
-      this.successes[slot] = 0
-      const failures = this.failures[slot] < MAX_UINT16 ? this.failures[slot] + 1 : MAX_UINT16
-      this.failures[slot] = failures
-      if (failures >= this.config.failureThreshold) {
-        this.fail(slot, now, 'failures')
+      ramp.successes = 0
+      ramp.failures = ramp.failures < MAX_COUNT ? ramp.failures + 1 : MAX_COUNT
+      if (ramp.failures >= this.config.failureThreshold) {
+        this.fail(record, ramp, now, 'failures')
       }
     }
   }
 
-  /** The fraction admitted now: 1 with no restriction (or slot -1), 0 after a failed recovery */
-  rate (slot: number, now: number): number {
-    if (this.closed || slot < 0) {
+  /** The fraction admitted now: 1 with no restriction (or no record), 0 after a failed recovery */
+  rate (record: PeerRecord | undefined, now: number): number {
+    const ramp = record?.recovery
+    if (this.closed || record === undefined || ramp === undefined) {
       return 1
     }
-    this.advance(slot, now)
-    return this.currentRate(slot, now)
+    this.advance(record, ramp, now)
+    return this.currentRate(ramp, now)
   }
 
-  /** Whether the slot is ramping up now (a deferred start is not running yet) */
-  recovering (slot: number, now: number): boolean {
-    if (this.closed || slot < 0 || this.phase[slot] === NONE) {
+  /** Whether the peer is ramping up now (a deferred start is not running yet) */
+  recovering (record: PeerRecord | undefined, now: number): boolean {
+    const ramp = record?.recovery
+    if (this.closed || record === undefined || ramp === undefined || ramp.phase === NONE) {
       return false
     }
-    return this.advance(slot, now) === RECOVERING
+    return this.advance(record, ramp, now) === RECOVERING
   }
 
-  // -- SlotColumns --
+  // -- RecordKeeper --
 
-  grow (capacity: number): void {
-    this.phase = growColumn(this.phase, capacity)
-    this.startTime = growColumn(this.startTime, capacity)
-    this.endTime = growColumn(this.endTime, capacity)
-    this.lastActivity = growColumn(this.lastActivity, capacity)
-    this.credit = growColumn(this.credit, capacity)
-    this.successes = growColumn(this.successes, capacity)
-    this.failures = growColumn(this.failures, capacity)
-    this.speed = growColumn(this.speed, capacity)
-  }
-
-  reset (slot: number): void {
-    this.phase[slot] = NONE
-    this.startTime[slot] = 0
-    this.endTime[slot] = 0
-    this.lastActivity[slot] = 0
-    this.credit[slot] = 0
-    this.successes[slot] = 0
-    this.failures[slot] = 0
-    this.speed[slot] = 1
-  }
-
-  /**
-   * A peer may be forgotten unless it is recovering, deferred or cooling down. Pure (the registry
-   * asks in the middle of its own updates): a timeout not yet noticed is worked out, not applied.
-   * A peer whose failed recovery has cooled down may be forgotten: its circuit, tripped again on
-   * the failure, is what keeps it out.
-   */
-  evictable (slot: number, now: number): boolean {
-    const phase = this.phase[slot]
-    if (phase === NONE) {
-      return true
-    }
-    let end = this.endTime[slot]
-    if (phase === RECOVERING || phase === DEFERRED || phase === DEFERRED_FAILED) {
-      const start = this.startTime[slot]
-      if (now < start || now - start <= this.config.maxRecoveryTime) {
-        return false
-      }
-      end = start + this.config.maxRecoveryTime
-    }
-    return now >= end + this.config.cooldownPeriod
+  /** Not while recovering, deferred or cooling down (see `rampEvictable`) */
+  evictable (record: PeerRecord, now: number): boolean {
+    return record.recovery === undefined || rampEvictable(record.recovery, this.config, now)
   }
 
   // -- internals --
 
   /** Applies lazily found transitions (deferred start, timeout), firing their events. Returns the phase. */
-  private advance (slot: number, now: number): number {
-    let phase = this.phase[slot]
-    if ((phase === DEFERRED || phase === DEFERRED_FAILED) && now >= this.startTime[slot]) {
-      this.begin(slot, this.startTime[slot])
-      phase = this.phase[slot] // a start listener may have changed it
+  private advance (record: PeerRecord, ramp: RampState, now: number): number {
+    if ((ramp.phase === DEFERRED || ramp.phase === DEFERRED_FAILED) && now >= ramp.startTime) {
+      this.begin(record, ramp, ramp.startTime)
+      // a start listener may have changed it
     }
-    if (phase === RECOVERING && now - this.startTime[slot] > this.config.maxRecoveryTime) {
-      this.fail(slot, this.startTime[slot] + this.config.maxRecoveryTime, 'timeout')
-      phase = this.phase[slot]
+    if (ramp.phase === RECOVERING && now - ramp.startTime > this.config.maxRecoveryTime) {
+      this.fail(record, ramp, ramp.startTime + this.config.maxRecoveryTime, 'timeout')
     }
-    return phase
+    return ramp.phase
   }
 
-  private begin (slot: number, at: number): void {
-    this.phase[slot] = RECOVERING
-    this.startTime[slot] = at
-    this.credit[slot] = 0
-    this.successes[slot] = 0
-    this.failures[slot] = 0
-    this.speed[slot] = this.rampSpeed?.(slot, at) ?? 1
-    if (this.lastActivity[slot] < at) {
-      this.lastActivity[slot] = at
+  private begin (record: PeerRecord, ramp: RampState, at: number): void {
+    ramp.phase = RECOVERING
+    ramp.startTime = at
+    ramp.credit = 0
+    ramp.successes = 0
+    ramp.failures = 0
+    ramp.speed = this.rampSpeed?.(record, at) ?? 1
+    if (ramp.lastActivity < at) {
+      ramp.lastActivity = at
     }
     if (this.started.size > 0) {
-      this.started.emit({ peer: this.registry.peer(slot) })
+      this.started.emit({ peer: record.peer })
     }
   }
 
-  private fail (slot: number, at: number, reason: RecoveryFailureReason): void {
-    this.finish(slot, at, FAILED)
+  private fail (record: PeerRecord, ramp: RampState, at: number, reason: RecoveryFailureReason): void {
+    this.finish(ramp, at, FAILED)
     this.failedCount++
     if (this.failed.size > 0) {
-      this.failed.emit({ peer: this.registry.peer(slot), reason })
+      this.failed.emit({ peer: record.peer, reason })
     }
   }
 
-  private finish (slot: number, at: number, phase: number): void {
-    this.phase[slot] = phase
-    this.endTime[slot] = at
-    this.credit[slot] = 0
+  private finish (ramp: RampState, at: number, phase: number): void {
+    ramp.phase = phase
+    ramp.endTime = at
+    ramp.credit = 0
   }
 
-  /** The rate for the slot's phase, after `advance` */
-  private currentRate (slot: number, now: number): number {
-    const phase = this.phase[slot]
-    if (phase === RECOVERING || phase === DEFERRED) {
-      const { strategy, initialRecoveryRate, recoveryIncrement, maxRecoveryRate, recoveryInterval } = this.config
-      const intervals = phase === RECOVERING ? (now - this.startTime[slot]) * this.speed[slot] / recoveryInterval : 0
-      return recoveryRate(strategy, initialRecoveryRate, recoveryIncrement, maxRecoveryRate, intervals)
-    }
-    if (phase === FAILED || phase === DEFERRED_FAILED) {
-      return 0
-    }
-    return 1
+  /** The rate for the ramp's phase, after `advance` */
+  private currentRate (ramp: RampState, now: number): number {
+    return rampRate(ramp, this.config, now)
   }
 }

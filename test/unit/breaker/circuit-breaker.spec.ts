@@ -252,7 +252,7 @@ describe('CircuitBreaker', () => {
       const cb = new CircuitBreaker('test', { timeout: 1000, jitter: 0 })
       const events: StateChangeEvent[] = []
       cb.onStateChange(e => events.push(e))
-      cb.trip('health')
+      cb.trip('health: unhealthy')
       assert.equal(cb.state, 'OPEN')
       assert.equal(cb.openUntil, Date.now() + 1000)
       assert.equal(cb.backoffLevel, 1)
@@ -261,7 +261,7 @@ describe('CircuitBreaker', () => {
       assert.equal(cb.backoffLevel, 0)
       assert.equal(cb.openUntil, 0)
       assert.deepEqual(events.map(e => [e.name, e.from, e.to, e.reason]), [
-        ['test', 'CLOSED', 'OPEN', 'health'],
+        ['test', 'CLOSED', 'OPEN', 'health: unhealthy'],
         ['test', 'OPEN', 'CLOSED', 'reset']
       ])
     })

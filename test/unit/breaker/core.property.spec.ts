@@ -4,15 +4,23 @@ import { seededRandom } from '../../../src/clock.ts'
 import { CircuitBreaker } from '../../../src/breaker/circuit-breaker.ts'
 import { defaultReadyToTrip, resolveCircuitBreakerConfig } from '../../../src/breaker/config.ts'
 import { BreakerCore } from '../../../src/breaker/core.ts'
-import {
-  Outcome,
-  REJECT_HALF_OPEN_FULL,
-  REJECT_OPEN,
-  STATE_CLOSED,
-  STATE_HALF_OPEN,
-  STATE_OPEN
-} from '../../../src/states.ts'
+import { PeerRecord } from '../../../src/peers/peer-record.ts'
+import { CircuitState, Outcome } from '../../../src/states.ts'
 import type { Counts } from '../../../src/breaker/config.ts'
+import type { Admission, Permit } from '../../../src/breaker/permit.ts'
+
+// the reference model's own codes: states as the core names them, rejections below zero
+const STATE_CLOSED: CircuitState = CircuitState.CLOSED
+const STATE_OPEN: CircuitState = CircuitState.OPEN
+const STATE_HALF_OPEN: CircuitState = CircuitState.HALF_OPEN
+const REJECT_OPEN = -1
+const REJECT_HALF_OPEN_FULL = -2
+
+/** The model's code for an admission: its rejection code, or 1 */
+function code (admission: Admission): number {
+  if (admission.admitted) return 1
+  return admission.reason === 'open' ? REJECT_OPEN : REJECT_HALF_OPEN_FULL
+}
 
 const START = 1_000_000
 
@@ -39,10 +47,10 @@ interface ModelConfig { maxRequests: number, interval: number, timeout: number, 
 
 /**
  * A direct transcription of gobreaker v1 (the seed's port), plus the neutral outcome and a forced
- * trip, written for clarity rather than speed: the reference the columnar core must agree with.
+ * trip, written for clarity rather than speed: the reference the core must agree with.
  */
 class ReferenceBreaker {
-  state = STATE_CLOSED
+  state: CircuitState = STATE_CLOSED
   generation = 0
   counts: Counts = zero()
   expiry = 0
@@ -51,7 +59,7 @@ class ReferenceBreaker {
     this.toNewGeneration(now)
   }
 
-  currentState (now: number): number {
+  currentState (now: number): CircuitState {
     if (this.state === STATE_CLOSED) {
       if (this.expiry !== 0 && this.expiry < now) this.toNewGeneration(now)
     } else if (this.state === STATE_OPEN) {
@@ -91,7 +99,7 @@ class ReferenceBreaker {
     if (this.currentState(now) !== STATE_OPEN) this.setState(STATE_OPEN, now)
   }
 
-  private setState (state: number, now: number): void {
+  private setState (state: CircuitState, now: number): void {
     if (this.state === state) return
     this.state = state
     this.toNewGeneration(now)
@@ -129,26 +137,25 @@ describe('BreakerCore properties', () => {
       const core = new BreakerCore({
         config: resolveCircuitBreakerConfig({ ...config, backoffMultiplier: 1, jitter: 0, maxHalfOpenDwell: Infinity })
       })
-      core.grow(1)
-      core.reset(0)
-      core.stateOf(0, now)
+      const record = new PeerRecord('p')
+      core.stateOf(record, now)
       const model = new ReferenceBreaker(config, now)
-      const inFlight: Array<[number, number]> = []
+      const inFlight: Array<[Permit, number]> = []
 
       for (const command of commands) {
         switch (command.kind) {
           case 'acquire': {
-            const token = core.acquire(0, now)
+            const admission = core.admit(record, now)
             const generation = model.beforeRequest(now)
-            assert.equal(token > 0, generation > 0, 'same admission')
-            if (token > 0) inFlight.push([token, generation])
-            else assert.equal(token, generation, 'same rejection')
+            assert.equal(admission.admitted, generation > 0, 'same admission')
+            if (admission.admitted) inFlight.push([admission, generation])
+            else assert.equal(code(admission), generation, 'same rejection')
             break
           }
           case 'settle': {
             if (inFlight.length === 0) break
-            const [token, generation] = inFlight.splice(command.index % inFlight.length, 1)[0]
-            core.settle(token, command.outcome, now)
+            const [permit, generation] = inFlight.splice(command.index % inFlight.length, 1)[0]
+            permit.settle(command.outcome, 0, undefined, now)
             model.afterRequest(generation, command.outcome, now)
             break
           }
@@ -158,12 +165,12 @@ describe('BreakerCore properties', () => {
           case 'look':
             break
           case 'trip':
-            core.trip(0, now)
+            core.trip(record, now)
             model.trip(now)
             break
         }
-        assert.equal(core.stateOf(0, now), model.currentState(now))
-        assert.deepEqual(core.countsOf(0, now), model.counts)
+        assert.equal(core.stateOf(record, now), model.currentState(now))
+        assert.deepEqual(core.countsOf(record, now), model.counts)
       }
     }), { numRuns: 1500 })
   })
@@ -171,7 +178,7 @@ describe('BreakerCore properties', () => {
   it('keeps its invariants with backoff, jitter and dwell on, under concurrent calls', () => {
     fc.assert(fc.property(configArb.chain(c => fc.tuple(fc.constant(c), fc.integer(), fc.array(commandArb(c.timeout), { maxLength: 150 }))), ([c, seed, commands]) => {
       let now = START
-      const transitions: Array<[number, number, string]> = []
+      const transitions: Array<[string, string, string]> = []
       const maxTimeout = c.timeout * 5
       const core = new BreakerCore({
         config: resolveCircuitBreakerConfig({
@@ -186,26 +193,25 @@ describe('BreakerCore properties', () => {
         }),
         random: seededRandom(seed)
       })
-      core.grow(1)
-      core.reset(0)
-      core.onTransition((_slot, from, to, reason, at) => {
+      const record = new PeerRecord('p')
+      core.onTransition((_record, from, to, reason, at) => {
         transitions.push([from, to, reason])
         if (to === STATE_OPEN && reason !== 'isolate') {
-          const duration = core.openUntil(0) - at
+          const duration = core.openUntil(record) - at
           assert.ok(duration >= c.timeout && duration <= maxTimeout * 1.2, `open duration ${duration}`)
         }
       })
-      let tokens: number[] = []
+      let tokens: Permit[] = []
 
       const check = (): void => {
-        const state = core.stateOf(0, now)
-        const counts = core.countsOf(0, now)
+        const state = core.stateOf(record, now)
+        const counts = core.countsOf(record, now)
         assert.ok(counts.requests >= counts.totalSuccesses + counts.totalFailures, 'counts add up')
         assert.ok(counts.consecutiveSuccesses <= counts.totalSuccesses)
         assert.ok(counts.consecutiveFailures <= counts.totalFailures)
         if (state === STATE_HALF_OPEN) {
           assert.ok(counts.requests <= c.maxRequests, 'half-open quota')
-          assert.ok(core.inFlight(0) <= c.maxRequests, 'half-open in flight')
+          assert.ok(core.inFlight(record) <= c.maxRequests, 'half-open in flight')
           assert.equal(counts.totalFailures, 0, 'any half-open failure reopens')
         }
         if (state === STATE_OPEN) {
@@ -216,28 +222,28 @@ describe('BreakerCore properties', () => {
       for (const command of commands) {
         switch (command.kind) {
           case 'acquire': {
-            const token = core.acquire(0, now)
-            if (token > 0) tokens.push(token)
+            const admission = core.admit(record, now)
+            if (admission.admitted) tokens.push(admission)
             break
           }
           case 'settle':
-            if (tokens.length > 0) core.settle(tokens.splice(command.index % tokens.length, 1)[0], command.outcome, now)
+            if (tokens.length > 0) tokens.splice(command.index % tokens.length, 1)[0].settle(command.outcome, 0, undefined, now)
             break
           case 'tick':
             now += command.ms
             break
           case 'look':
             // drain: settle everything in flight, neutrally; a HALF_OPEN circuit must admit again
-            for (const token of tokens) core.settle(token, Outcome.NEUTRAL, now)
+            for (const token of tokens) token.settle(Outcome.NEUTRAL, 0, undefined, now)
             tokens = []
-            if (core.stateOf(0, now) === STATE_HALF_OPEN) {
-              const probe = core.acquire(0, now)
-              assert.ok(probe > 0, 'permits never leak')
+            if (core.stateOf(record, now) === STATE_HALF_OPEN) {
+              const probe = core.admit(record, now)
+              assert.ok(probe.admitted, 'permits never leak')
               tokens.push(probe)
             }
             break
           case 'trip':
-            core.trip(0, now)
+            core.trip(record, now)
             break
         }
         check()
@@ -249,9 +255,9 @@ describe('BreakerCore properties', () => {
       }
 
       // after everything settles with successes or neutrals a HALF_OPEN circuit can still admit
-      for (const token of tokens) core.settle(token, Outcome.SUCCESS, now)
-      if (core.stateOf(0, now) === STATE_HALF_OPEN) {
-        assert.ok(core.acquire(0, now) > 0, 'permits never leak')
+      for (const token of tokens) token.settle(Outcome.SUCCESS, 0, undefined, now)
+      if (core.stateOf(record, now) === STATE_HALF_OPEN) {
+        assert.ok(core.admit(record, now).admitted, 'permits never leak')
       }
     }), { numRuns: 1500 })
   })

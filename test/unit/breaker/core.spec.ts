@@ -1,18 +1,13 @@
 import assert from 'node:assert/strict'
 import { seededRandom } from '../../../src/clock.ts'
 import { resolveCircuitBreakerConfig } from '../../../src/breaker/config.ts'
-import { BreakerCore, SLOT_SPACE, TransitionReason } from '../../../src/breaker/core.ts'
-import { PeerRegistry } from '../../../src/peers/registry.ts'
-import {
-  CIRCUIT_STATE_NAMES,
-  Outcome,
-  REJECT_HALF_OPEN_FULL,
-  REJECT_OPEN,
-  STATE_CLOSED,
-  STATE_HALF_OPEN,
-  STATE_OPEN
-} from '../../../src/states.ts'
+import { BreakerCore, TransitionReason } from '../../../src/breaker/core.ts'
+import { REJECTED_HALF_OPEN_FULL, REJECTED_OPEN } from '../../../src/breaker/permit.ts'
+import { PeerRecord } from '../../../src/peers/peer-record.ts'
+import { PeerTable } from '../../../src/peers/peer-table.ts'
+import { Outcome } from '../../../src/states.ts'
 import type { CircuitBreakerConfig } from '../../../src/breaker/config.ts'
+import type { Admission, Permit } from '../../../src/breaker/permit.ts'
 import type { CircuitState } from '../../../src/states.ts'
 
 const START = 1_000_000
@@ -27,6 +22,7 @@ class Harness {
   now = START
   readonly core: BreakerCore
   readonly transitions: Transition[] = []
+  readonly records: PeerRecord[] = []
   /** Flipped by tests to make readyToTrip say yes or no */
   tripNext = true
   allowTrip = true
@@ -45,28 +41,32 @@ class Harness {
       random,
       canTrip: () => this.allowTrip
     })
-    this.core.grow(slots)
     for (let i = 0; i < slots; i++) {
-      this.core.reset(i)
+      this.records.push(new PeerRecord(`peer-${i}`))
     }
-    this.core.onTransition((slot, from, to, reason) => {
-      this.transitions.push({ slot, from: CIRCUIT_STATE_NAMES[from], to: CIRCUIT_STATE_NAMES[to], reason })
+    this.core.onTransition((record, from, to, reason) => {
+      this.transitions.push({ slot: this.records.indexOf(record), from, to, reason })
     })
   }
 
+  /** The record of slot `i` of the harness */
+  r (i = 0): PeerRecord {
+    return this.records[i]
+  }
+
   state (slot = 0): CircuitState {
-    return CIRCUIT_STATE_NAMES[this.core.stateOf(slot, this.now)]
+    return this.core.stateOf(this.r(slot), this.now)
   }
 
-  acquire (slot = 0): number {
-    return this.core.acquire(slot, this.now)
+  acquire (slot = 0): Admission {
+    return this.core.admit(this.r(slot), this.now)
   }
 
-  call (outcome: Outcome, slot = 0): number {
-    const token = this.acquire(slot)
-    assert.ok(token > 0, `expected admission, got ${token}`)
-    this.core.settle(token, outcome, this.now)
-    return token
+  call (outcome: Outcome, slot = 0): Permit {
+    const permit = this.acquire(slot)
+    assert.ok(permit.admitted, `expected admission, got ${permit.admitted ? '' : permit.reason}`)
+    settle(permit, outcome, this.now)
+    return permit
   }
 
   tick (ms: number): void {
@@ -80,16 +80,22 @@ class Harness {
   /** Puts slot 0 in a state through the public operations */
   enter (state: CircuitState | 'ISOLATED'): void {
     if (state === 'OPEN') {
-      this.core.trip(0, this.now)
+      this.core.trip(this.r(0), this.now)
     } else if (state === 'HALF_OPEN') {
-      this.core.trip(0, this.now)
+      this.core.trip(this.r(0), this.now)
       this.tick(TIMEOUT + 1)
       assert.equal(this.state(), 'HALF_OPEN')
     } else if (state === 'ISOLATED') {
-      this.core.isolate(0, this.now)
+      this.core.isolate(this.r(0), this.now)
     }
     this.transitions.length = 0
   }
+}
+
+/** Settles an admission that must have been a permit */
+function settle (admission: Admission, outcome: Outcome, now: number, err?: unknown): void {
+  assert.ok(admission.admitted, 'expected a permit')
+  admission.settle(outcome, 0, err, now)
 }
 
 type Event = (h: Harness) => void
@@ -106,15 +112,15 @@ const events: Record<string, Event> = {
   'time past open duration': h => { h.tick(TIMEOUT + 1) },
   'dwell exceeded, probe in flight': h => { h.acquire(); h.tick(DWELL + 1) },
   'dwell exceeded, nothing in flight': h => { h.tick(DWELL + 1) },
-  trip: h => { h.core.trip(0, h.now) },
-  'trip, canTrip veto': h => { h.allowTrip = false; h.core.trip(0, h.now) },
-  isolate: h => { h.core.isolate(0, h.now) },
-  'isolate, time past open duration': h => { h.core.isolate(0, h.now); h.tick(TIMEOUT * 100) },
-  release: h => { h.core.release(0, h.now) },
-  'isolate twice, release once': h => { h.core.isolate(0, h.now); h.core.isolate(0, h.now); h.core.release(0, h.now) },
-  'time past open duration, release': h => { h.tick(TIMEOUT + 1); h.core.release(0, h.now) },
-  'release before the open duration ends': h => { h.tick(1); h.core.release(0, h.now) },
-  clear: h => { h.core.clear(0, h.now) }
+  trip: h => { h.core.trip(h.r(0), h.now) },
+  'trip, canTrip veto': h => { h.allowTrip = false; h.core.trip(h.r(0), h.now) },
+  isolate: h => { h.core.isolate(h.r(0), h.now) },
+  'isolate, time past open duration': h => { h.core.isolate(h.r(0), h.now); h.tick(TIMEOUT * 100) },
+  release: h => { h.core.release(h.r(0), h.now) },
+  'isolate twice, release once': h => { h.core.isolate(h.r(0), h.now); h.core.isolate(h.r(0), h.now); h.core.release(h.r(0), h.now) },
+  'time past open duration, release': h => { h.tick(TIMEOUT + 1); h.core.release(h.r(0), h.now) },
+  'release before the open duration ends': h => { h.tick(1); h.core.release(h.r(0), h.now) },
+  clear: h => { h.core.clear(h.r(0), h.now) }
 }
 
 /** [from, event, to, reason of the last transition (undefined = no transition)] */
@@ -186,25 +192,25 @@ describe('BreakerCore', () => {
       })
     }
 
-    it('an OPEN circuit rejects with REJECT_OPEN; a full HALF_OPEN one with REJECT_HALF_OPEN_FULL', () => {
+    it('an OPEN circuit rejects with REJECTED_OPEN; a full HALF_OPEN one with REJECTED_HALF_OPEN_FULL', () => {
       const h = new Harness()
       h.enter('OPEN')
-      assert.equal(h.acquire(), REJECT_OPEN)
+      assert.equal(h.acquire(), REJECTED_OPEN)
       h.tick(TIMEOUT + 1)
-      assert.ok(h.acquire() > 0)
-      assert.ok(h.acquire() > 0)
-      assert.equal(h.acquire(), REJECT_HALF_OPEN_FULL)
-      assert.equal(h.core.inFlight(0), 2)
+      assert.ok(h.acquire().admitted)
+      assert.ok(h.acquire().admitted)
+      assert.equal(h.acquire(), REJECTED_HALF_OPEN_FULL)
+      assert.equal(h.core.inFlight(h.r(0)), 2)
     })
 
     it('release before the open duration ends keeps the trip\'s timeline', () => {
       const h = new Harness()
       h.enter('OPEN')
-      const until = h.core.openUntil(0)
+      const until = h.core.openUntil(h.r(0))
       events['isolate twice, release once'](h)
-      h.core.release(0, h.now)
+      h.core.release(h.r(0), h.now)
       assert.equal(h.state(), 'OPEN')
-      assert.equal(h.core.openUntil(0), until)
+      assert.equal(h.core.openUntil(h.r(0)), until)
       h.now = until + 1
       assert.equal(h.state(), 'HALF_OPEN')
       assert.equal(h.lastReason(), TransitionReason.TIMEOUT)
@@ -212,13 +218,13 @@ describe('BreakerCore', () => {
 
     it('isolation reads as open until Infinity, and is not a trip (no backoff)', () => {
       const h = new Harness()
-      h.core.isolate(0, h.now)
-      assert.equal(h.core.openUntil(0), Infinity)
-      assert.equal(h.core.isIsolated(0), true)
-      assert.equal(h.core.backoffLevel(0, h.now), 0)
-      h.core.release(0, h.now)
-      assert.equal(h.core.isIsolated(0), false)
-      assert.equal(h.core.openUntil(0), 0)
+      h.core.isolate(h.r(0), h.now)
+      assert.equal(h.core.openUntil(h.r(0)), Infinity)
+      assert.equal(h.core.isIsolated(h.r(0)), true)
+      assert.equal(h.core.backoffLevel(h.r(0), h.now), 0)
+      h.core.release(h.r(0), h.now)
+      assert.equal(h.core.isIsolated(h.r(0)), false)
+      assert.equal(h.core.openUntil(h.r(0)), 0)
     })
 
     it('the HALF_OPEN quota counts settled probes too (a hard quota, not a concurrency limit)', () => {
@@ -227,9 +233,9 @@ describe('BreakerCore', () => {
       h.call(Outcome.SUCCESS)
       h.call(Outcome.SUCCESS)
       const third = h.acquire()
-      assert.ok(third > 0)
-      assert.equal(h.acquire(), REJECT_HALF_OPEN_FULL)
-      h.core.settle(third, Outcome.SUCCESS, h.now)
+      assert.ok(third.admitted)
+      assert.equal(h.acquire(), REJECTED_HALF_OPEN_FULL)
+      settle(third, Outcome.SUCCESS, h.now)
       assert.equal(h.state(), 'CLOSED')
     })
 
@@ -253,7 +259,7 @@ describe('BreakerCore', () => {
       h.call(Outcome.SUCCESS)
       h.call(Outcome.FAILURE)
       h.call(Outcome.FAILURE)
-      assert.deepEqual(h.core.countsOf(0, h.now), {
+      assert.deepEqual(h.core.countsOf(h.r(0), h.now), {
         requests: 5, totalSuccesses: 3, totalFailures: 2, consecutiveSuccesses: 0, consecutiveFailures: 2
       })
     })
@@ -262,9 +268,9 @@ describe('BreakerCore', () => {
       const h = new Harness()
       const a = h.acquire()
       h.acquire()
-      assert.equal(h.core.countsOf(0, h.now).requests, 2)
-      h.core.settle(a, Outcome.NEUTRAL, h.now)
-      assert.deepEqual(h.core.countsOf(0, h.now), {
+      assert.equal(h.core.countsOf(h.r(0), h.now).requests, 2)
+      settle(a, Outcome.NEUTRAL, h.now)
+      assert.deepEqual(h.core.countsOf(h.r(0), h.now), {
         requests: 1, totalSuccesses: 0, totalFailures: 0, consecutiveSuccesses: 0, consecutiveFailures: 0
       })
     })
@@ -286,12 +292,12 @@ describe('BreakerCore', () => {
       h.tripNext = false
       h.call(Outcome.FAILURE)
       h.tick(INTERVAL)
-      assert.equal(h.core.countsOf(0, h.now).totalFailures, 1, 'the window end itself is inside the window')
+      assert.equal(h.core.countsOf(h.r(0), h.now).totalFailures, 1, 'the window end itself is inside the window')
       h.tick(1)
-      assert.equal(h.core.countsOf(0, h.now).totalFailures, 0, 'countsOf advances time (seed bug 18)')
+      assert.equal(h.core.countsOf(h.r(0), h.now).totalFailures, 0, 'countsOf advances time (seed bug 18)')
       h.call(Outcome.FAILURE)
       h.tick(INTERVAL)
-      assert.equal(h.core.countsOf(0, h.now).totalFailures, 1, 'the new window started at the look, not at the old end')
+      assert.equal(h.core.countsOf(h.r(0), h.now).totalFailures, 1, 'the new window started at the look, not at the old end')
     })
 
     it('never reset while CLOSED with interval 0', () => {
@@ -299,46 +305,44 @@ describe('BreakerCore', () => {
       h.tripNext = false
       h.call(Outcome.FAILURE)
       h.tick(1e12)
-      assert.equal(h.core.countsOf(0, h.now).totalFailures, 1)
+      assert.equal(h.core.countsOf(h.r(0), h.now).totalFailures, 1)
     })
 
     it('a throwing readyToTrip does not trip and does not corrupt the counts', () => {
       const h = new Harness({ readyToTrip: () => { throw new Error('bad rule') } })
       h.call(Outcome.FAILURE)
       assert.equal(h.state(), 'CLOSED')
-      assert.equal(h.core.countsOf(0, h.now).totalFailures, 1)
+      assert.equal(h.core.countsOf(h.r(0), h.now).totalFailures, 1)
     })
   })
 
-  describe('generations and tokens', () => {
-    it('encodes generation * 2**24 + slot, always > 0', () => {
+  describe('epochs and permits', () => {
+    it('a permit carries its record and the epoch it was given in', () => {
       const h = new Harness()
-      for (const slot of [0, 1, 3]) {
-        const token = h.acquire(slot)
-        assert.ok(token > 0)
-        assert.equal(token % SLOT_SPACE, slot)
-        assert.ok(Number.isSafeInteger(token))
-      }
+      const permit = h.acquire(1)
+      assert.ok(permit.admitted)
+      assert.equal(permit.record, h.r(1))
+      assert.equal(permit.epoch, h.r(1).epoch)
     })
 
     it('drops a late result from before a trip (a CLOSED success cannot close a fresh HALF_OPEN)', () => {
       const h = new Harness({ maxRequests: 1 })
       const late = h.acquire()
-      h.core.trip(0, h.now)
+      h.core.trip(h.r(0), h.now)
       h.tick(TIMEOUT + 1)
       assert.equal(h.state(), 'HALF_OPEN')
-      h.core.settle(late, Outcome.SUCCESS, h.now)
+      settle(late, Outcome.SUCCESS, h.now)
       assert.equal(h.state(), 'HALF_OPEN')
-      assert.equal(h.core.countsOf(0, h.now).totalSuccesses, 0)
+      assert.equal(h.core.countsOf(h.r(0), h.now).totalSuccesses, 0)
     })
 
     it('drops a late failure from before a window reset', () => {
       const h = new Harness()
       const late = h.acquire()
       h.tick(INTERVAL + 1)
-      h.core.settle(late, Outcome.FAILURE, h.now)
+      settle(late, Outcome.FAILURE, h.now)
       assert.equal(h.state(), 'CLOSED')
-      assert.equal(h.core.countsOf(0, h.now).totalFailures, 0)
+      assert.equal(h.core.countsOf(h.r(0), h.now).totalFailures, 0)
     })
 
     it('drops a late HALF_OPEN probe result after the circuit reopened', () => {
@@ -348,47 +352,46 @@ describe('BreakerCore', () => {
       h.call(Outcome.FAILURE)
       h.tick(TIMEOUT * 10)
       assert.equal(h.state(), 'HALF_OPEN')
-      h.core.settle(a, Outcome.FAILURE, h.now)
-      assert.equal(h.state(), 'HALF_OPEN', 'the old probe\'s failure must not reopen the new generation')
+      settle(a, Outcome.FAILURE, h.now)
+      assert.equal(h.state(), 'HALF_OPEN', 'the old probe\'s failure must not reopen the new epoch')
     })
 
-    it('drops results of the previous occupant after the slot is reused', () => {
+    it('drops results from before a clear, and epochs only move forward', () => {
       const h = new Harness()
-      const stale: number[] = []
+      const stale: Admission[] = []
       for (let i = 0; i < 5; i++) stale.push(h.acquire())
-      h.core.reset(0)
-      for (const token of stale) h.core.settle(token, Outcome.FAILURE, h.now)
-      assert.deepEqual(h.core.countsOf(0, h.now), {
+      const before = h.r(0).epoch
+      h.core.clear(h.r(0), h.now)
+      for (const permit of stale) settle(permit, Outcome.FAILURE, h.now)
+      assert.deepEqual(h.core.countsOf(h.r(0), h.now), {
         requests: 0, totalSuccesses: 0, totalFailures: 0, consecutiveSuccesses: 0, consecutiveFailures: 0
       })
       assert.equal(h.state(), 'CLOSED')
-      const fresh = h.acquire()
-      assert.ok(fresh > Math.max(...stale), 'generations only move forward across reuse')
+      assert.ok(h.r(0).epoch > before)
     })
 
-    it('drops results of an evicted peer through a real registry', () => {
+    it('drops results of an evicted peer through a real table', () => {
       let now = START
-      const registry = new PeerRegistry({ maxPeers: 1, idleTimeout: 10, clock: { now: () => now } })
+      const table = new PeerTable({ maxPeers: 1, idleTimeout: 10, clock: { now: () => now } })
       const core = new BreakerCore({ config: resolveCircuitBreakerConfig({ readyToTrip: c => c.consecutiveFailures >= 1 }) })
-      registry.attach(core)
-      const a = registry.slot('peer-a', now)
-      const token = core.acquire(a, now)
+      table.attach(core)
+      const a = table.get('peer-a', now)!
+      const permit = core.admit(a, now)
       now += INTERVAL * 100 // the window expired, so A is evictable even with a call in flight
-      const b = registry.slot('peer-b', now)
-      assert.equal(b, a, 'B took A\'s slot')
-      assert.equal(registry.find('peer-a'), -1)
-      core.settle(token, Outcome.FAILURE, now)
-      assert.equal(core.stateOf(b, now), STATE_CLOSED, 'A\'s late failure did not trip B')
+      const b = table.get('peer-b', now)!
+      assert.equal(table.find('peer-a'), undefined, 'B took A\'s place')
+      assert.equal(a.live, false)
+      settle(permit, Outcome.FAILURE, now)
+      assert.equal(core.stateOf(a, now), 'CLOSED', 'A\'s late failure is dropped')
+      assert.equal(core.stateOf(b, now), 'CLOSED')
     })
 
-    it('ignores non-tokens', () => {
-      const h = new Harness()
-      h.core.settle(0, Outcome.FAILURE, h.now)
-      h.core.settle(REJECT_OPEN, Outcome.FAILURE, h.now)
-      h.core.settle(Number.NaN, Outcome.FAILURE, h.now)
-      h.core.settle(1 * SLOT_SPACE + 99, Outcome.FAILURE, h.now)
-      assert.equal(h.core.countsOf(0, h.now).totalFailures, 0)
-      assert.equal(h.state(), 'CLOSED')
+    it('a permit settles once', () => {
+      const h = new Harness({ readyToTrip: () => false })
+      const permit = h.acquire()
+      settle(permit, Outcome.FAILURE, h.now)
+      settle(permit, Outcome.FAILURE, h.now)
+      assert.equal(h.core.countsOf(h.r(0), h.now).totalFailures, 1)
     })
   })
 
@@ -401,11 +404,11 @@ describe('BreakerCore', () => {
     function tripAndMeasure (h: Harness): number {
       h.call(Outcome.FAILURE)
       assert.equal(h.state(), 'OPEN')
-      return h.core.openUntil(0) - h.now
+      return h.core.openUntil(h.r(0)) - h.now
     }
 
     function toHalfOpen (h: Harness): void {
-      h.now = h.core.openUntil(0) + 1
+      h.now = h.core.openUntil(h.r(0)) + 1
       assert.equal(h.state(), 'HALF_OPEN')
     }
 
@@ -442,24 +445,24 @@ describe('BreakerCore', () => {
       toHalfOpen(h)
       tripAndMeasure(h)
       toHalfOpen(h)
-      assert.equal(h.core.backoffLevel(0, h.now), 2)
+      assert.equal(h.core.backoffLevel(h.r(0), h.now), 2)
       h.call(Outcome.SUCCESS)
       h.call(Outcome.SUCCESS)
       assert.equal(h.state(), 'CLOSED')
-      assert.equal(h.core.backoffLevel(0, h.now), 2, 'closing does not forgive')
-      assert.equal(h.core.evictable(0, h.now), false, 'a raised level pins the peer')
+      assert.equal(h.core.backoffLevel(h.r(0), h.now), 2, 'closing does not forgive')
+      assert.equal(h.core.evictable(h.r(0), h.now), false, 'a raised level pins the peer')
       h.tick(60_000 - 1)
-      assert.equal(h.core.backoffLevel(0, h.now), 2)
+      assert.equal(h.core.backoffLevel(h.r(0), h.now), 2)
       h.tick(1)
-      assert.equal(h.core.backoffLevel(0, h.now), 1)
+      assert.equal(h.core.backoffLevel(h.r(0), h.now), 1)
       // a trip now (level 1) backs off once
       assert.equal(tripAndMeasure(h), 2 * TIMEOUT)
       toHalfOpen(h)
       h.call(Outcome.SUCCESS)
       h.call(Outcome.SUCCESS)
       h.tick(2 * 60_000)
-      assert.equal(h.core.backoffLevel(0, h.now), 0)
-      assert.equal(h.core.evictable(0, h.now), true)
+      assert.equal(h.core.backoffLevel(h.r(0), h.now), 0)
+      assert.equal(h.core.evictable(h.r(0), h.now), true)
       assert.equal(tripAndMeasure(h), TIMEOUT)
     })
 
@@ -468,85 +471,84 @@ describe('BreakerCore', () => {
       tripAndMeasure(h)
       toHalfOpen(h)
       h.tick(10 * 60_000)
-      assert.equal(h.core.backoffLevel(0, h.now), 1)
+      assert.equal(h.core.backoffLevel(h.r(0), h.now), 1)
       assert.equal(tripAndMeasure(h), 200_000)
     })
 
     it('forced trips back off like any trip; a multiplier of 1 disables growth', () => {
       const h = backoffHarness(() => 0, { backoffMultiplier: 1 })
-      h.core.trip(0, h.now)
-      assert.equal(h.core.openUntil(0) - h.now, TIMEOUT)
+      h.core.trip(h.r(0), h.now)
+      assert.equal(h.core.openUntil(h.r(0)) - h.now, TIMEOUT)
       toHalfOpen(h)
-      h.core.trip(0, h.now)
-      assert.equal(h.core.openUntil(0) - h.now, TIMEOUT)
+      h.core.trip(h.r(0), h.now)
+      assert.equal(h.core.openUntil(h.r(0)) - h.now, TIMEOUT)
     })
   })
 
   describe('canTrip veto', () => {
-    it('is asked with the slot before CLOSED -> OPEN only, and may change its mind', () => {
-      const asked: number[] = []
+    it('is asked with the record before CLOSED -> OPEN only, and may change its mind', () => {
+      const asked: PeerRecord[] = []
       let allow = false
       const core = new BreakerCore({
         config: resolveCircuitBreakerConfig({ readyToTrip: () => true, maxRequests: 1, timeout: 10, jitter: 0 }),
-        canTrip: (slot) => { asked.push(slot); return allow }
+        canTrip: (record) => { asked.push(record); return allow }
       })
-      core.grow(3)
-      core.reset(2)
-      core.settle(core.acquire(2, START), Outcome.FAILURE, START)
-      assert.equal(core.stateOf(2, START), STATE_CLOSED)
-      assert.deepEqual(asked, [2])
+      const peer = new PeerRecord('peer')
+      settle(core.admit(peer, START), Outcome.FAILURE, START)
+      assert.equal(core.stateOf(peer, START), 'CLOSED')
+      assert.deepEqual(asked, [peer])
       allow = true
-      core.settle(core.acquire(2, START), Outcome.FAILURE, START)
-      assert.equal(core.stateOf(2, START), STATE_OPEN)
+      settle(core.admit(peer, START), Outcome.FAILURE, START)
+      assert.equal(core.stateOf(peer, START), 'OPEN')
       // HALF_OPEN -> OPEN is not a CLOSED trip: not asked
       allow = false
-      assert.equal(core.stateOf(2, START + 11), STATE_HALF_OPEN)
-      core.settle(core.acquire(2, START + 11), Outcome.FAILURE, START + 11)
-      assert.equal(core.stateOf(2, START + 11), STATE_OPEN)
-      assert.deepEqual(asked, [2, 2])
+      assert.equal(core.stateOf(peer, START + 11), 'HALF_OPEN')
+      settle(core.admit(peer, START + 11), Outcome.FAILURE, START + 11)
+      assert.equal(core.stateOf(peer, START + 11), 'OPEN')
+      assert.deepEqual(asked, [peer, peer])
     })
 
     it('can be installed after construction; a throwing guard does not block the trip', () => {
       const h = new Harness()
       h.core.canTrip = () => { throw new Error('guard broke') }
-      assert.equal(h.core.trip(0, h.now), true)
+      assert.equal(h.core.trip(h.r(0), h.now), true)
       assert.equal(h.state(), 'OPEN')
     })
 
     it('trip() reports whether the circuit is OPEN afterwards', () => {
       const h = new Harness()
       h.allowTrip = false
-      assert.equal(h.core.trip(0, h.now), false)
+      assert.equal(h.core.trip(h.r(0), h.now), false)
       h.allowTrip = true
-      assert.equal(h.core.trip(0, h.now, 'open-stream-deadline'), true)
-      assert.equal(h.lastReason(), 'open-stream-deadline')
+      assert.equal(h.core.trip(h.r(0), h.now, TransitionReason.UNHEALTHY), true)
+      assert.equal(h.lastReason(), 'health: unhealthy')
     })
   })
 
   describe('transition reporting', () => {
     it('listeners see consistent state and run after the update', () => {
       const h = new Harness()
-      const seen: Array<[number, number, number]> = []
-      h.core.onTransition((slot, _from, to) => {
-        const counts = h.core.countsOf(slot, h.now)
-        seen.push([to, h.core.stateOf(slot, h.now), counts.requests])
+      const seen: Array<[string, string, number]> = []
+      h.core.onTransition((record, _from, to) => {
+        const counts = h.core.countsOf(record, h.now)
+        seen.push([to, h.core.stateOf(record, h.now), counts.requests])
       })
       h.call(Outcome.FAILURE)
-      assert.deepEqual(seen, [[STATE_OPEN, STATE_OPEN, 0]])
+      assert.deepEqual(seen, [['OPEN', 'OPEN', 0]])
     })
 
     it('a listener calling back into the core gets its own transitions delivered after, in order', () => {
       const h = new Harness({ maxRequests: 1 })
       const order: string[] = []
-      h.core.onTransition((slot, from, to, reason) => {
-        order.push(`${CIRCUIT_STATE_NAMES[from]}>${CIRCUIT_STATE_NAMES[to]}:${reason}`)
-        if (to === STATE_HALF_OPEN) {
+      h.core.onTransition((record, from, to, reason) => {
+        order.push(`${from}>${to}:${reason}`)
+        if (to === 'HALF_OPEN') {
           // re-entrant: the probe fails from inside the listener
-          h.core.settle(h.core.acquire(slot, h.now), Outcome.FAILURE, h.now)
-          assert.equal(h.core.stateOf(slot, h.now), STATE_OPEN)
+          settle(h.core.admit(record, h.now), Outcome.FAILURE, h.now)
+          assert.equal(h.core.stateOf(record, h.now), 'OPEN')
         }
       })
-      h.core.trip(0, h.now)
+      h.core.trip(h.r(0), h.now)
       h.tick(TIMEOUT + 1)
       assert.equal(h.state(), 'OPEN')
       assert.deepEqual(order, ['CLOSED>OPEN:trip', 'OPEN>HALF_OPEN:timeout', 'HALF_OPEN>OPEN:probe-failure'])
@@ -559,74 +561,70 @@ describe('BreakerCore', () => {
           readyToTrip: () => true,
           onStateChange: (name, from, to) => { calls.push([name, from, to]); throw new Error('user bug') }
         }),
-        name: (slot) => `breaker-${slot}`
+        name: (record) => `breaker-${String(record.peer)}`
       })
-      core.grow(2)
-      core.reset(1)
+      const peer = new PeerRecord('1')
       core.onTransition(() => { throw new Error('listener bug') })
       let other = 0
       const d = core.onTransition(() => { other++ })
-      core.settle(core.acquire(1, START), Outcome.FAILURE, START)
-      assert.equal(core.stateOf(1, START), STATE_OPEN)
+      settle(core.admit(peer, START), Outcome.FAILURE, START)
+      assert.equal(core.stateOf(peer, START), 'OPEN')
       assert.deepEqual(calls, [['breaker-1', 'CLOSED', 'OPEN']])
       assert.equal(other, 1)
       d.dispose()
-      core.clear(1, START)
+      core.clear(peer, START)
       assert.equal(other, 1, 'disposed listener is not called')
       assert.deepEqual(calls.at(-1), ['breaker-1', 'OPEN', 'CLOSED'])
-      assert.ok(core.acquire(1, START) > 0, 'still usable')
+      assert.ok(core.admit(peer, START).admitted, 'still usable')
     })
 
-    it('reset (slot reuse) is silent; clear of a CLOSED slot is silent', () => {
+    it('clear of a CLOSED circuit is silent', () => {
       const h = new Harness()
-      h.core.trip(0, h.now)
-      h.transitions.length = 0
-      h.core.reset(0)
-      h.core.clear(1, h.now)
+      h.core.clear(h.r(1), h.now)
       assert.deepEqual(h.transitions, [])
-      assert.equal(h.state(), 'CLOSED')
+      assert.equal(h.state(1), 'CLOSED')
     })
   })
 
   describe('evictable', () => {
     it('only a clean CLOSED circuit', () => {
       const h = new Harness()
-      assert.equal(h.core.evictable(0, h.now), true)
+      assert.equal(h.core.evictable(h.r(0), h.now), true)
       const token = h.acquire()
-      assert.equal(h.core.evictable(0, h.now), false, 'a call in flight')
-      h.core.settle(token, Outcome.SUCCESS, h.now)
-      assert.equal(h.core.evictable(0, h.now), true)
+      assert.equal(h.core.evictable(h.r(0), h.now), false, 'a call in flight')
+      settle(token, Outcome.SUCCESS, h.now)
+      assert.equal(h.core.evictable(h.r(0), h.now), true)
 
-      h.core.isolate(0, h.now)
-      assert.equal(h.core.evictable(0, h.now), false, 'isolated')
-      h.core.clear(0, h.now)
+      h.core.isolate(h.r(0), h.now)
+      assert.equal(h.core.evictable(h.r(0), h.now), false, 'isolated')
+      h.core.clear(h.r(0), h.now)
 
-      h.core.trip(0, h.now)
-      assert.equal(h.core.evictable(0, h.now), false, 'OPEN')
+      h.core.trip(h.r(0), h.now)
+      assert.equal(h.core.evictable(h.r(0), h.now), false, 'OPEN')
       h.tick(TIMEOUT + 1)
-      assert.equal(h.core.evictable(0, h.now), false, 'OPEN due to become HALF_OPEN')
+      assert.equal(h.core.evictable(h.r(0), h.now), false, 'OPEN due to become HALF_OPEN')
       assert.equal(h.state(), 'HALF_OPEN')
-      assert.equal(h.core.evictable(0, h.now), false, 'HALF_OPEN')
+      assert.equal(h.core.evictable(h.r(0), h.now), false, 'HALF_OPEN')
       h.call(Outcome.SUCCESS)
       h.call(Outcome.SUCCESS)
       assert.equal(h.state(), 'CLOSED')
-      assert.equal(h.core.evictable(0, h.now), false, 'backoff level still raised')
+      assert.equal(h.core.evictable(h.r(0), h.now), false, 'backoff level still raised')
     })
 
     it('a call lost in an expired window does not pin the slot forever', () => {
       const h = new Harness()
       h.acquire()
-      assert.equal(h.core.evictable(0, h.now), false)
+      assert.equal(h.core.evictable(h.r(0), h.now), false)
       h.tick(INTERVAL + 1)
-      assert.equal(h.core.evictable(0, h.now), true)
+      assert.equal(h.core.evictable(h.r(0), h.now), true)
     })
 
     it('does not report transitions (the registry asks mid-update)', () => {
       const h = new Harness()
-      h.core.trip(0, h.now)
+      h.core.trip(h.r(0), h.now)
       h.transitions.length = 0
       h.tick(TIMEOUT * 10)
-      h.core.evictable(0, h.now)
+      h.core.evictable(h.r(0), h.now)
       assert.deepEqual(h.transitions, [])
     })
   })

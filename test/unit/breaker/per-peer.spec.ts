@@ -3,8 +3,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { BitswapCircuitBreaker, PEER_BREAKER_PREFIX } from '../../../src/breaker/per-peer.ts'
 import { CircuitOpenError, InvalidConfigError } from '../../../src/errors.ts'
-import { PeerRegistry } from '../../../src/peers/registry.ts'
-import { STATE_OPEN } from '../../../src/states.ts'
+import { peerKey } from '../../../src/peers/peer-key.ts'
+import { PeerTable } from '../../../src/peers/peer-table.ts'
 import { FakeClock, rejection } from '../helpers.ts'
 import type { PeerStateChangeEvent } from '../../../src/breaker/per-peer.ts'
 
@@ -103,7 +103,7 @@ describe('BitswapCircuitBreaker', () => {
 
   it('tripPeer and isolatePeer', async () => {
     const breaker = new BitswapCircuitBreaker({ timeout: 10 }, { clock })
-    assert.equal(breaker.tripPeer('slow', 'open-stream-deadline'), true)
+    assert.equal(breaker.tripPeer('slow', 'health: unhealthy'), true)
     assert.equal(breaker.getPeerState('slow'), 'OPEN')
     const hold = breaker.isolatePeer('banned')
     clock.time += 1_000_000
@@ -117,7 +117,7 @@ describe('BitswapCircuitBreaker', () => {
   it('the population guard on core.canTrip can veto a peer\'s trip', async () => {
     const breaker = new BitswapCircuitBreaker({ readyToTrip: () => true }, { clock })
     const asked: string[] = []
-    breaker.core.canTrip = (slot) => { asked.push(breaker.registry.key(slot)); return false }
+    breaker.core.canTrip = (record) => { asked.push(peerKey(record.peer)); return false }
     await rejection(breaker.executeWithPeer('p', fail))
     assert.equal(breaker.getPeerState('p'), 'CLOSED')
     assert.deepEqual(asked, ['p'])
@@ -131,13 +131,13 @@ describe('BitswapCircuitBreaker', () => {
   })
 
   it('uses a shared registry when given one (its limits apply)', async () => {
-    const registry = new PeerRegistry({ maxPeers: 5, clock })
+    const registry = new PeerTable({ maxPeers: 5, clock })
     const breaker = new BitswapCircuitBreaker({}, { registry, maxPeers: 1000 })
     assert.equal(breaker.registry, registry)
     for (let i = 0; i < 20; i++) await breaker.executeWithPeer(`p${i}`, ok)
     assert.equal(registry.size, 5)
     assert.equal(breaker.size, 5)
-    assert.ok(breaker.core.stateOf(registry.find('p19'), clock.time) !== STATE_OPEN)
+    assert.ok(breaker.core.stateOf(registry.find('p19')!, clock.time) !== 'OPEN')
   })
 
   it('validates its options', () => {
@@ -167,7 +167,7 @@ describe('BitswapCircuitBreaker', () => {
       assert.equal(maxSize, maxPeers)
       assert.equal(breaker.size, maxPeers)
       for (const peer of bad) {
-        assert.notEqual(breaker.registry.find(peer), -1, `${peer} was evicted`)
+        assert.notEqual(breaker.registry.find(peer), undefined, `${peer} was evicted`)
         assert.equal(breaker.getPeerState(peer), 'OPEN')
         assert.ok((await rejection(breaker.executeWithPeer(peer, ok))) instanceof CircuitOpenError)
       }
@@ -198,8 +198,8 @@ describe('BitswapCircuitBreaker', () => {
       assert.equal(breaker.getPeerState('flaky'), 'CLOSED')
       clock.time += 2000
       assert.equal(breaker.registry.prune(), 1)
-      assert.equal(breaker.registry.find('clean'), -1)
-      assert.notEqual(breaker.registry.find('flaky'), -1, 'backoff level 1 pins it')
+      assert.equal(breaker.registry.find('clean'), undefined)
+      assert.notEqual(breaker.registry.find('flaky'), undefined, 'backoff level 1 pins it')
       clock.time += 10_000
       assert.equal(breaker.registry.prune(), 1)
       assert.equal(breaker.size, 0)

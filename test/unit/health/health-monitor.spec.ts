@@ -2,10 +2,10 @@
 /// <reference types="mocha" />
 import assert from 'node:assert/strict'
 import { HealthMonitor } from '../../../src/health/health-monitor.ts'
-import { PeerRegistry } from '../../../src/peers/registry.ts'
+import { PeerTable } from '../../../src/peers/peer-table.ts'
 import { HealthStatus, Outcome } from '../../../src/states.ts'
 import type { HealthMonitorConfig } from '../../../src/health/config.ts'
-import { FakeClock, bytesPerSlot } from '../helpers.ts'
+import { FakeClock } from '../helpers.ts'
 import type { HealthMonitorOptions, HealthStatusChange } from '../../../src/health/health-monitor.ts'
 
 const PEER = '12D3KooWPeerA'
@@ -306,9 +306,9 @@ describe('HealthMonitor', () => {
 
     it('keeps the ratio when a bucket counter would overflow', () => {
       create({ maxConsecutiveErrors: 100 })
-      const slot = monitor.registry.slot(PEER, clock.time)
+      const record = monitor.registry.get(PEER, clock.time)!
       for (let i = 0; i < 70_000; i++) {
-        monitor.record(slot, clock.time, 10, i % 10 === 0 ? Outcome.FAILURE : Outcome.SUCCESS)
+        monitor.record(record, clock.time, 10, i % 10 === 0 ? Outcome.FAILURE : Outcome.SUCCESS)
       }
       const health = monitor.getHealth(PEER)!
       assert.equal(health.totalRequests, 70_000)
@@ -434,73 +434,63 @@ describe('HealthMonitor', () => {
     })
   })
 
-  describe('shared registry and slot-level API', () => {
-    it('records and reads by slot, using the registry clock', () => {
-      const registry = new PeerRegistry({ clock })
+  describe('shared table and record-level API', () => {
+    it('records and reads by record, using the table clock', () => {
+      const registry = new PeerTable({ clock })
       create({}, { registry })
-      const slot = registry.slot(PEER, clock.time)
+      const record = registry.get(PEER, clock.time)!
       for (let i = 0; i < 3; i++) {
-        monitor.record(slot, clock.time, 20, Outcome.SUCCESS)
+        monitor.record(record, clock.time, 20, Outcome.SUCCESS)
       }
-      monitor.record(slot, clock.time, 20, Outcome.NEUTRAL)
-      assert.equal(monitor.status(slot, clock.time), HealthStatus.HEALTHY)
-      assert.equal(monitor.status(-1, clock.time), HealthStatus.UNKNOWN)
+      monitor.record(record, clock.time, 20, Outcome.NEUTRAL)
+      assert.equal(monitor.status(record, clock.time), HealthStatus.HEALTHY)
+      assert.equal(monitor.status(undefined, clock.time), HealthStatus.UNKNOWN)
       assert.equal(monitor.getHealth(PEER)!.totalRequests, 3)
       const err = new Error('bad block')
-      monitor.record(slot, clock.time, 20, Outcome.FAILURE, err)
+      monitor.record(record, clock.time, 20, Outcome.FAILURE, err)
       assert.equal(monitor.getHealth(PEER)!.lastError, err)
     })
 
-    it('clears only its own columns on removePeer and close, and never blocks eviction', () => {
-      const registry = new PeerRegistry({ clock, maxPeers: 1 })
+    it('clears only its own part of the record on removePeer and close', () => {
+      const registry = new PeerTable({ clock, maxPeers: 1 })
       create({}, { registry })
-      const slot = registry.slot(PEER, clock.time)
-      assert.equal(monitor.evictable(slot, clock.time), true)
-      monitor.record(slot, clock.time, 20, Outcome.SUCCESS)
+      const record = registry.get(PEER, clock.time)!
+      monitor.record(record, clock.time, 20, Outcome.SUCCESS)
       assert.equal(monitor.removePeer(PEER), true)
-      assert.equal(registry.find(PEER), slot)
+      assert.equal(registry.find(PEER), record)
       assert.equal(monitor.getHealth(PEER), undefined)
-      monitor.record(slot, clock.time, 20, Outcome.SUCCESS)
+      monitor.record(record, clock.time, 20, Outcome.SUCCESS)
       monitor.close()
-      assert.equal(registry.find(PEER), slot)
+      assert.equal(registry.find(PEER), record)
       assert.equal(monitor.getHealth(PEER), undefined)
     })
 
-    it('prunes stale records from a shared registry without deleting slots', () => {
-      const registry = new PeerRegistry({ clock })
+    it('prunes stale records from a shared table without forgetting the peer', () => {
+      const registry = new PeerTable({ clock })
       create({ maxAge: 100 }, { registry })
-      const slot = registry.slot(PEER, clock.time)
-      monitor.record(slot, clock.time, 20, Outcome.SUCCESS)
+      const record = registry.get(PEER, clock.time)!
+      monitor.record(record, clock.time, 20, Outcome.SUCCESS)
       clock.tick(101)
       assert.equal(monitor.prune(), 1)
-      assert.equal(registry.find(PEER), slot)
+      assert.equal(registry.find(PEER), record)
       assert.equal(monitor.prune(), 0)
     })
 
-    it('starts empty for a slot handed to a new peer', () => {
-      const registry = new PeerRegistry({ clock, maxPeers: 1, idleTimeout: 10 })
+    it('starts empty for a new peer that took a forgotten one\'s place', () => {
+      const registry = new PeerTable({ clock, maxPeers: 1, idleTimeout: 10 })
       create({}, { registry })
-      const slot = registry.slot(PEER, clock.time)
-      monitor.record(slot, clock.time, 20, Outcome.FAILURE, new Error('x'))
+      const record = registry.get(PEER, clock.time)!
+      monitor.record(record, clock.time, 20, Outcome.FAILURE, new Error('x'))
       clock.tick(11)
-      const reused = registry.slot(OTHER, clock.time)
-      assert.equal(reused, slot)
+      const other = registry.get(OTHER, clock.time)!
+      assert.notEqual(other, record)
+      assert.equal(registry.find(PEER), undefined)
       assert.equal(monitor.getHealth(OTHER), undefined)
-      monitor.record(reused, clock.time, 20, Outcome.SUCCESS)
+      monitor.record(other, clock.time, 20, Outcome.SUCCESS)
       const health = monitor.getHealth(OTHER)!
       assert.equal(health.totalRequests, 1)
       assert.equal(health.errorCount, 0)
       assert.equal(health.lastError, undefined)
     })
-  })
-
-  it('keeps its per-peer columns within 80 bytes a peer', () => {
-    const registry = new PeerRegistry({ clock, maxPeers: 64 })
-    create({}, { registry })
-    for (let i = 0; i < 64; i++) {
-      registry.slot(`peer-${i}`, clock.time)
-    }
-    const bytes = bytesPerSlot(monitor, 64)
-    assert.ok(bytes > 0 && bytes <= 80, `${bytes} bytes a peer`)
   })
 })

@@ -15,8 +15,10 @@ import sinon from 'sinon'
 import { CircuitOpenError, ClosedError, OpenStreamDeadlineError, TooManyRequestsError } from '../../../src/errors.ts'
 import { DeadlineScheduler } from '../../../src/libp2p/deadline-scheduler.ts'
 import { OpenStreamGuard } from '../../../src/libp2p/open-stream-guard.ts'
-import { Outcome, REJECT_HALF_OPEN_FULL, REJECT_OPEN, UNTRACKED } from '../../../src/states.ts'
-import type { OpenStreamGate, OpenStreamGuardInit } from '../../../src/libp2p/open-stream-guard.ts'
+import { Outcome } from '../../../src/states.ts'
+import { REJECTED_HALF_OPEN_FULL, REJECTED_OPEN } from '../../../src/breaker/permit.ts'
+import type { Rejection } from '../../../src/breaker/permit.ts'
+import type { OpenStreamGate, OpenStreamGuardInit } from '../../../src/libp2p/open-stream-init.ts'
 import type { Connection, DialTarget, Libp2p, Libp2pEvents, PeerId, Stream, TypedEventTarget, ComponentLogger } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 
@@ -74,20 +76,23 @@ class FakeConnectionManager {
   }
 }
 
-class FakeGate implements OpenStreamGate {
-  admitResult: number | undefined
+/** Tokens are plain numbers here: the guard only hands them back */
+const UNTRACKED = 0
+
+class FakeGate implements OpenStreamGate<number> {
+  admitResult: number | Rejection | undefined
   nextToken = 1
   admits: PeerId[] = []
   openedCalls: Array<{ token: number, peer: PeerId, stream: Stream, openMs: number }> = []
   failedCalls: Array<{ token: number, peer: PeerId, outcome: Outcome, openMs: number, err: Error }> = []
 
-  admit (peer: PeerId): number {
+  admit (peer: PeerId): number | Rejection {
     this.admits.push(peer)
     return this.admitResult ?? this.nextToken++
   }
 
-  rejection (code: number): Error {
-    return code === REJECT_OPEN ? new CircuitOpenError() : new TooManyRequestsError()
+  rejection (rejection: Rejection): Error {
+    return rejection.error
   }
 
   opened (token: number, peer: PeerId, stream: Stream, openMs: number): void {
@@ -108,7 +113,7 @@ describe('OpenStreamGuard', () => {
   let cm: FakeConnectionManager
   let events: TypedEventEmitter<Libp2pEvents>
   let gate: FakeGate
-  let guard: OpenStreamGuard
+  let guard: OpenStreamGuard<number>
   let peer: PeerId
   let other: PeerId
 
@@ -116,7 +121,7 @@ describe('OpenStreamGuard', () => {
     [peer, other] = await Promise.all([newPeer(), newPeer()])
   })
 
-  function makeGuard (init: OpenStreamGuardInit = {}): OpenStreamGuard {
+  function makeGuard (init: OpenStreamGuardInit = {}): OpenStreamGuard<number> {
     guard = new OpenStreamGuard({
       connectionManager: cm as unknown as ConnectionManager,
       events,
@@ -282,9 +287,9 @@ describe('OpenStreamGuard', () => {
     it('a rejected admission throws the gate error at once, without calling the original', async () => {
       cm.connect(peer)
       makeGuard()
-      gate.admitResult = REJECT_OPEN
+      gate.admitResult = REJECTED_OPEN
       await assert.rejects(open(peer), CircuitOpenError)
-      gate.admitResult = REJECT_HALF_OPEN_FULL
+      gate.admitResult = REJECTED_HALF_OPEN_FULL
       await assert.rejects(open(peer), TooManyRequestsError)
       assert.equal(cm.calls.length, 0)
       assert.equal(gate.failedCalls.length, 0)
@@ -631,7 +636,7 @@ describe('OpenStreamGuard', () => {
     interface Grabbed { connectionManager: ConnectionManager, events: TypedEventTarget<Libp2pEvents>, logger: ComponentLogger }
     let nodeA: Libp2p, nodeB: Libp2p
     let components: Grabbed
-    let realGuard: OpenStreamGuard | undefined
+    let realGuard: OpenStreamGuard<number> | undefined
     let received: number
 
     beforeEach(async () => {

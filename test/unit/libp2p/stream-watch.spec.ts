@@ -18,7 +18,7 @@ interface Settlement {
   err?: Error
 }
 
-class RecordingSink implements StreamOutcomeSink {
+class RecordingSink implements StreamOutcomeSink<number> {
   settled: Settlement[] = []
 
   settleStream (token: number, outcome: Outcome, latencyMs: number, err?: Error): void {

@@ -5,7 +5,7 @@ import fc from 'fast-check'
 import { seededRandom } from '../../../src/clock.ts'
 import { resolveCircuitBreakerConfig } from '../../../src/breaker/config.ts'
 import { BreakerCore } from '../../../src/breaker/core.ts'
-import { PeerRegistry } from '../../../src/peers/registry.ts'
+import { PeerTable } from '../../../src/peers/peer-table.ts'
 import {
   AutoTune,
   defaultAutoTuneConfig,
@@ -16,7 +16,11 @@ import {
   tripMinRequestsFor
 } from '../../../src/protection/auto-tune.ts'
 import { PopulationGuard } from '../../../src/protection/population-guard.ts'
-import { Outcome, STATE_CLOSED, STATE_OPEN } from '../../../src/states.ts'
+import { CircuitState, Outcome } from '../../../src/states.ts'
+import type { PeerRecord } from '../../../src/peers/peer-record.ts'
+
+const STATE_CLOSED = CircuitState.CLOSED
+const STATE_OPEN = CircuitState.OPEN
 import type { Counts } from '../../../src/breaker/config.ts'
 import type { AutoTuneConfig } from '../../../src/protection/auto-tune.ts'
 
@@ -29,64 +33,51 @@ function counts (requests: number, failures: number): Counts {
   return { requests, totalFailures: failures, totalSuccesses: requests - failures, consecutiveFailures: 0, consecutiveSuccesses: 0 }
 }
 
-/**
- * The engine wired as the manager should: the core's trip rule is the tuner's, for the slot being
- * settled (the core's `readyToTrip` is given no slot, so the manager names it around `settle`)
- */
+/** The engine wired as the manager wires it: the core's trip policy is the tuner's */
 class Engine {
   now = START
-  settling = -1
-  readonly registry: PeerRegistry
+  readonly registry: PeerTable
   readonly core: BreakerCore
   readonly guard: PopulationGuard
   readonly tune: AutoTune
 
   constructor (config: AutoTuneConfig = {}, interval = 60_000) {
     const clock = { now: () => this.now }
-    this.registry = new PeerRegistry({ clock, maxPeers: 1000 })
+    this.registry = new PeerTable({ clock, maxPeers: 1000 })
     this.core = new BreakerCore({
-      config: resolveCircuitBreakerConfig({
-        timeout: TIMEOUT,
-        interval,
-        jitter: 0,
-        readyToTrip: (c) => this.tune.shouldTrip(this.settling, c, this.now)
-      }),
+      config: resolveCircuitBreakerConfig({ timeout: TIMEOUT, interval, jitter: 0 }),
       clock,
       random: seededRandom(1),
-      canTrip: (slot) => this.guard.canTrip(slot, this.now)
+      canTrip: (record) => this.guard.canTrip(record, this.now),
+      policy: { shouldTrip: (c, record, now) => this.tune.shouldTrip(record, c, now) }
     })
     this.registry.attach(this.core)
     this.guard = new PopulationGuard({ maxOpenShare: 1 }, { registry: this.registry, clock })
     this.core.onTransition(this.guard.recordTransition)
-    this.tune = new AutoTune(config, { registry: this.registry, guard: this.guard, core: this.core })
+    this.tune = new AutoTune(config, { guard: this.guard, core: this.core })
   }
 
-  peers (n: number): number[] {
-    const slots: number[] = []
+  peers (n: number): PeerRecord[] {
+    const records: PeerRecord[] = []
     for (let i = 0; i < n; i++) {
-      slots.push(this.registry.slot(`peer-${i}`, this.now))
+      records.push(this.registry.get(`peer-${i}`, this.now)!)
     }
-    return slots
+    return records
   }
 
-  /** One request through the whole path, as the manager's settle should run it */
-  request (slot: number, outcome: Outcome): void {
-    const token = this.core.acquire(slot, this.now)
-    assert.ok(token > 0, 'admitted')
-    this.guard.onOutcome(slot, outcome, this.now)
-    this.tune.record(slot, this.now)
-    this.settling = slot
-    try {
-      this.core.settle(token, outcome, this.now)
-    } finally {
-      this.settling = -1
-    }
+  /** One request through the whole path, as the manager's settle runs it */
+  request (record: PeerRecord, outcome: Outcome): void {
+    const admission = this.core.admit(record, this.now)
+    assert.ok(admission.admitted, 'admitted')
+    this.guard.onOutcome(record, outcome, this.now)
+    this.tune.record(record, this.now)
+    admission.settle(outcome, 0, undefined, this.now)
   }
 
   /** `n` successful requests spread over the current rate window */
-  traffic (slot: number, n: number): void {
+  traffic (record: PeerRecord, n: number): void {
     for (let i = 0; i < n; i++) {
-      this.request(slot, Outcome.SUCCESS)
+      this.request(record, Outcome.SUCCESS)
     }
   }
 }
@@ -181,14 +172,13 @@ describe('AutoTune', () => {
       assert.equal(engine.tune.requestRate(peer, START + 4 * RATE_WINDOW), 1.5)
     })
 
-    it('starts a reused slot from nothing', () => {
+    it('starts a new peer from nothing', () => {
       const engine = new Engine()
       const [peer] = engine.peers(1)
       engine.traffic(peer, 40)
       engine.registry.delete('peer-0')
-      const slot = engine.registry.slot('someone-else', engine.now)
-      assert.equal(slot, peer)
-      assert.equal(engine.tune.requestRate(slot, engine.now), 0)
+      const other = engine.registry.get('someone-else', engine.now)!
+      assert.equal(engine.tune.requestRate(other, engine.now), 0)
     })
 
     it('a quiet peer still trips on 3 requests; a busy one needs about a window of evidence', () => {
@@ -205,8 +195,8 @@ describe('AutoTune', () => {
       assert.equal(engine.tune.shouldTrip(busy, counts(19, 19), engine.now), false)
       assert.equal(engine.tune.shouldTrip(busy, counts(20, 12), engine.now), true)
       assert.equal(engine.tune.shouldTrip(busy, counts(20, 11), engine.now), false)
-      // an unknown slot gets the seed's rule
-      assert.equal(engine.tune.shouldTrip(-1, counts(3, 2), engine.now), true)
+      // an untracked peer gets the seed's rule
+      assert.equal(engine.tune.shouldTrip(undefined, counts(3, 2), engine.now), true)
       assert.equal(engine.tune.shouldTrip(busy, counts(0, 0), engine.now), false)
     })
 
@@ -268,7 +258,7 @@ describe('AutoTune', () => {
       assert.equal(engine.tune.tripFailureRatio(a, engine.now), 0.9)
       engine.now += LOCAL_WINDOW
       assert.equal(engine.tune.tripFailureRatio(a, engine.now), 0.6)
-      assert.equal(engine.tune.tripFailureRatio(-1, engine.now), 0.6)
+      assert.equal(engine.tune.tripFailureRatio(undefined, engine.now), 0.6)
     })
 
     it('so a peer failing as much as its degraded neighbours is not ejected', () => {
@@ -377,11 +367,5 @@ describe('AutoTune', () => {
       const config = resolveCircuitBreakerConfig({ timeout: 1_000, backoffMultiplier: 3, maxTimeout: 20_000 })
       assert.deepEqual([0, 1, 2, 3, 4].map(level => openDurationFor(config, level)), [1_000, 3_000, 9_000, 20_000, 20_000])
     })
-  })
-
-  it('keeps 16 bytes a peer', () => {
-    const engine = new Engine()
-    const bytes = Object.values(engine.tune).reduce((sum: number, v) => sum + (ArrayBuffer.isView(v) ? v.byteLength : 0), 0)
-    assert.equal(bytes / 64, 16)
   })
 })

@@ -5,7 +5,7 @@ import fc from 'fast-check'
 import { seededRandom } from '../../../src/clock.ts'
 import { resolveCircuitBreakerConfig } from '../../../src/breaker/config.ts'
 import { BreakerCore } from '../../../src/breaker/core.ts'
-import { PeerRegistry } from '../../../src/peers/registry.ts'
+import { PeerTable } from '../../../src/peers/peer-table.ts'
 import {
   PopulationGuard,
   defaultPopulationGuardConfig,
@@ -13,7 +13,12 @@ import {
   maxOpenPeers,
   resolvePopulationGuardConfig
 } from '../../../src/protection/population-guard.ts'
-import { Outcome, STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN } from '../../../src/states.ts'
+import { CircuitState, Outcome } from '../../../src/states.ts'
+import type { PeerRecord } from '../../../src/peers/peer-record.ts'
+
+const STATE_CLOSED = CircuitState.CLOSED
+const STATE_OPEN = CircuitState.OPEN
+const STATE_HALF_OPEN = CircuitState.HALF_OPEN
 import type { CircuitBreakerConfig } from '../../../src/breaker/config.ts'
 import type { LocalSuspicionChange, PopulationGuardConfig } from '../../../src/protection/population-guard.ts'
 
@@ -21,22 +26,22 @@ const START = 1_000_000
 const TIMEOUT = 5_000
 const WINDOW = 2_000
 
-/** A registry, a breaker core and a guard wired as the protection manager wires them */
+/** A peer table, a breaker core and a guard wired as the protection manager wires them */
 class Engine {
   now = START
-  readonly registry: PeerRegistry
+  readonly registry: PeerTable
   readonly core: BreakerCore
   readonly guard: PopulationGuard
   readonly changes: LocalSuspicionChange[] = []
 
   constructor (guardConfig: PopulationGuardConfig = {}, breakerConfig: CircuitBreakerConfig = {}) {
     const clock = { now: () => this.now }
-    this.registry = new PeerRegistry({ clock, maxPeers: 1000 })
+    this.registry = new PeerTable({ clock, maxPeers: 1000 })
     this.core = new BreakerCore({
       config: resolveCircuitBreakerConfig({ maxRequests: 1, timeout: TIMEOUT, jitter: 0, ...breakerConfig }),
       clock,
       random: seededRandom(1),
-      canTrip: (slot) => this.guard.canTrip(slot, this.now)
+      canTrip: (record) => this.guard.canTrip(record, this.now)
     })
     this.registry.attach(this.core)
     this.guard = new PopulationGuard(guardConfig, { registry: this.registry, clock })
@@ -44,27 +49,27 @@ class Engine {
     this.guard.onChange((change) => this.changes.push(change))
   }
 
-  /** Tracks peers 0..n-1 and returns their slots */
-  peers (n: number): number[] {
-    const slots: number[] = []
+  /** Tracks peers 0..n-1 and returns their records */
+  peers (n: number): PeerRecord[] {
+    const records: PeerRecord[] = []
     for (let i = 0; i < n; i++) {
-      slots.push(this.registry.slot(`peer-${i}`, this.now))
+      records.push(this.registry.get(`peer-${i}`, this.now)!)
     }
-    return slots
+    return records
   }
 
   /** One request: admitted, then settled, the guard told first (as the manager must) */
-  request (slot: number, outcome: Outcome): boolean {
-    const token = this.core.acquire(slot, this.now)
-    if (token <= 0) {
+  request (slot: PeerRecord, outcome: Outcome): boolean {
+    const admission = this.core.admit(slot, this.now)
+    if (!admission.admitted) {
       return false
     }
     this.guard.onOutcome(slot, outcome, this.now)
-    this.core.settle(token, outcome, this.now)
+    admission.settle(outcome, 0, undefined, this.now)
     return true
   }
 
-  state (slot: number): number {
+  state (slot: PeerRecord): CircuitState {
     return this.core.stateOf(slot, this.now)
   }
 
@@ -236,7 +241,7 @@ describe('PopulationGuard', () => {
           const slots = engine.peers(1)
           for (const op of ops) {
             if (op.kind === 'add') {
-              slots.push(engine.registry.slot(`peer-${slots.length}`, engine.now))
+              slots.push(engine.registry.get(`peer-${slots.length}`, engine.now)!)
             } else if (op.kind === 'tick') {
               engine.now += op.ms
             } else {
@@ -428,7 +433,7 @@ describe('PopulationGuard', () => {
   describe('outlier detection', () => {
     const INTERVAL = 10_000
     /** Feeds each peer's (successes, failures) into the interval starting at START, successes last */
-    function feed (engine: Engine, counts: Array<[number, number]>): number[] {
+    function feed (engine: Engine, counts: Array<[number, number]>): PeerRecord[] {
       const slots = engine.peers(counts.length)
       counts.forEach(([ok, fail], i) => {
         for (let j = 0; j < fail; j++) {
@@ -551,13 +556,15 @@ describe('PopulationGuard', () => {
       ), { numRuns: 300 })
     })
 
-    it('keeps the outlier columns out of memory when off', () => {
+    it('keeps no outlier counts in the records when off', () => {
       const off = new Engine()
       const on = new Engine({ outlierDetection: true })
-      const bytes = (guard: PopulationGuard): number => Object.values(guard).reduce((sum: number, v) => sum + (ArrayBuffer.isView(v) ? v.byteLength : 0), 0)
-      const capacity = 64
-      assert.equal(bytes(off.guard) / capacity, 17)
-      assert.equal(bytes(on.guard) / capacity, 17 + 24)
+      const [a] = off.peers(1)
+      const [b] = on.peers(1)
+      off.request(a, Outcome.FAILURE)
+      on.request(b, Outcome.FAILURE)
+      assert.equal(a.outliers, undefined)
+      assert.deepEqual(b.outliers, { epoch: Math.floor(START / 10_000), ok: 0, fail: 1, prevOk: 0, prevFail: 0 })
     })
   })
 })

@@ -1,11 +1,11 @@
 /// <reference types="node" />
 /// <reference types="mocha" />
 import assert from 'node:assert/strict'
-import { PeerRegistry } from '../../../src/peers/registry.ts'
+import { PeerTable } from '../../../src/peers/peer-table.ts'
 import { RecoveryManager } from '../../../src/recovery/recovery-manager.ts'
 import { recoveryRate } from '../../../src/recovery/strategies.ts'
 import { RecoveryStrategy } from '../../../src/states.ts'
-import { FakeClock, bytesPerSlot } from '../helpers.ts'
+import { FakeClock } from '../helpers.ts'
 import type { RecoveryConfig } from '../../../src/recovery/config.ts'
 import type { RecoveryFailedEvent, RecoveryManagerOptions } from '../../../src/recovery/recovery-manager.ts'
 
@@ -333,20 +333,20 @@ describe('RecoveryManager', () => {
   describe('eviction', () => {
     it('is not evictable while recovering, deferred or cooling down, and says so without side effects', () => {
       create({ successThreshold: 1, cooldownPeriod: 1000, maxRecoveryTime: 5000 })
-      const slot = manager.registry.slot(PEER, clock.time)
-      assert.equal(manager.evictable(slot, clock.time), true)
-      manager.start(slot, clock.time)
-      assert.equal(manager.evictable(slot, clock.time + 5000), false)
+      const record = manager.registry.get(PEER, clock.time)!
+      assert.equal(manager.evictable(record, clock.time), true)
+      manager.start(record, clock.time)
+      assert.equal(manager.evictable(record, clock.time + 5000), false)
       // timed out (not yet noticed) and cooled down
-      assert.equal(manager.evictable(slot, clock.time + 5999), false)
-      assert.equal(manager.evictable(slot, clock.time + 6000), true)
+      assert.equal(manager.evictable(record, clock.time + 5999), false)
+      assert.equal(manager.evictable(record, clock.time + 6000), true)
       assert.equal(log.length, 1) // asking noticed nothing
-      manager.record(slot, clock.time, true)
-      assert.equal(manager.evictable(slot, clock.time + 999), false)
-      assert.equal(manager.evictable(slot, clock.time + 1000), true)
-      manager.start(slot, clock.time + 10) // deferred to +1000
-      assert.equal(manager.evictable(slot, clock.time + 1000), false)
-      assert.equal(manager.evictable(slot, clock.time + 1000 + 5000 + 1000), true)
+      manager.record(record, clock.time, true)
+      assert.equal(manager.evictable(record, clock.time + 999), false)
+      assert.equal(manager.evictable(record, clock.time + 1000), true)
+      manager.start(record, clock.time + 10) // deferred to +1000
+      assert.equal(manager.evictable(record, clock.time + 1000), false)
+      assert.equal(manager.evictable(record, clock.time + 1000 + 5000 + 1000), true)
     })
 
     it('lets its own registry forget finished recoveries idle for 2 x maxRecoveryTime', () => {
@@ -357,7 +357,7 @@ describe('RecoveryManager', () => {
       clock.tick(2001)
       // both idle; OTHER timed out at +1000 and cools down until +2500
       assert.equal(manager.prune(), 1)
-      assert.equal(manager.registry.find(PEER), -1)
+      assert.equal(manager.registry.find(PEER), undefined)
       clock.tick(30_000)
       assert.equal(manager.prune(), 1)
       assert.equal(manager.registry.size, 0)
@@ -380,50 +380,50 @@ describe('RecoveryManager', () => {
     manager.close()
   })
 
-  describe('shared registry and slot-level API', () => {
-    it('works by slot with the registry clock, and treats slot -1 as unrestricted', () => {
-      const registry = new PeerRegistry({ clock })
+  describe('shared table and record-level API', () => {
+    it('works by record with the table clock, and treats no record as unrestricted', () => {
+      const registry = new PeerTable({ clock })
       create({ strategy: 'STEP', successThreshold: 2 }, { registry })
-      const slot = registry.slot(PEER, clock.time)
-      assert.equal(manager.allow(-1, clock.time), true)
-      assert.equal(manager.rate(-1, clock.time), 1)
-      assert.equal(manager.recovering(-1, clock.time), false)
-      assert.equal(manager.start(-1, clock.time), false)
-      assert.equal(manager.allow(slot, clock.time), true)
-      assert.equal(manager.start(slot, clock.time), true)
-      assert.equal(manager.recovering(slot, clock.time), true)
-      assert.equal(manager.rate(slot, clock.time + 15_000), 0.2)
+      const record = registry.get(PEER, clock.time)!
+      assert.equal(manager.allow(undefined, clock.time), true)
+      assert.equal(manager.rate(undefined, clock.time), 1)
+      assert.equal(manager.recovering(undefined, clock.time), false)
+      assert.equal(manager.start(undefined, clock.time), false)
+      assert.equal(manager.allow(record, clock.time), true)
+      assert.equal(manager.start(record, clock.time), true)
+      assert.equal(manager.recovering(record, clock.time), true)
+      assert.equal(manager.rate(record, clock.time + 15_000), 0.2)
       let admitted = 0
       for (let i = 0; i < 100; i++) {
-        admitted += manager.allow(slot, clock.time + 15_000) ? 1 : 0
+        admitted += manager.allow(record, clock.time + 15_000) ? 1 : 0
       }
       assert.equal(admitted, 20)
-      manager.record(slot, clock.time, true)
-      manager.record(slot, clock.time, true)
-      assert.equal(manager.recovering(slot, clock.time), false)
+      manager.record(record, clock.time, true)
+      manager.record(record, clock.time, true)
+      assert.equal(manager.recovering(record, clock.time), false)
       assert.deepEqual(log, [`start ${PEER}`, `complete ${PEER}`])
     })
 
-    it('clears only its own columns on removePeer and close', () => {
-      const registry = new PeerRegistry({ clock })
+    it('clears only its own part of the record on removePeer and close', () => {
+      const registry = new PeerTable({ clock })
       create({}, { registry })
-      const slot = registry.slot(PEER, clock.time)
-      manager.start(slot, clock.time)
+      const record = registry.get(PEER, clock.time)!
+      manager.start(record, clock.time)
       assert.equal(manager.removePeer(PEER), true)
-      assert.equal(registry.find(PEER), slot)
-      assert.equal(manager.recovering(slot, clock.time), false)
-      manager.start(slot, clock.time)
+      assert.equal(registry.find(PEER), record)
+      assert.equal(manager.recovering(record, clock.time), false)
+      manager.start(record, clock.time)
       manager.close()
-      assert.equal(registry.find(PEER), slot)
+      assert.equal(registry.find(PEER), record)
       assert.equal(manager.prune(), 0)
     })
 
-    it('blocks the shared registry from evicting a recovering peer', () => {
-      const registry = new PeerRegistry({ clock, maxPeers: 1, idleTimeout: 10 })
+    it('blocks the shared table from evicting a recovering peer', () => {
+      const registry = new PeerTable({ clock, maxPeers: 1, idleTimeout: 10 })
       create({}, { registry })
       manager.startRecovery(PEER)
       clock.tick(100)
-      assert.equal(registry.slot(OTHER, clock.time), -1)
+      assert.equal(registry.get(OTHER, clock.time), undefined)
       assert.equal(manager.isRecovering(PEER), true)
     })
 
@@ -431,21 +431,12 @@ describe('RecoveryManager', () => {
       create({ maxRecoveryTime: 1000 })
       const failures: RecoveryFailedEvent[] = []
       manager.onRecoveryFailed(event => failures.push(event))
-      const slot = manager.registry.slot(PEER, clock.time)
-      manager.start(slot, clock.time)
+      const record = manager.registry.get(PEER, clock.time)!
+      manager.start(record, clock.time)
       assert.equal(failures.length, 0)
-      assert.equal(manager.allow(slot, clock.time + 1001), false)
+      assert.equal(manager.allow(record, clock.time + 1001), false)
       assert.deepEqual(failures, [{ peer: PEER, reason: 'timeout' }])
     })
   })
 
-  it('keeps its per-peer columns within 48 bytes a peer', () => {
-    const registry = new PeerRegistry({ clock, maxPeers: 64 })
-    create({}, { registry })
-    for (let i = 0; i < 64; i++) {
-      registry.slot(`peer-${i}`, clock.time)
-    }
-    const bytes = bytesPerSlot(manager, 64)
-    assert.ok(bytes > 0 && bytes <= 48, `${bytes} bytes a peer`)
-  })
 })
