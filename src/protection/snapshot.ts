@@ -12,7 +12,8 @@ import type { PeerSnapshot, RestoreStats } from './types.ts'
  * - OPEN entries whose open time has ended, and HALF_OPEN ones, are dropped: nothing to hold.
  * - At most `capacity` entries are restored (half the peer table, so live peers keep room):
  *   isolations first, then the newest trips, then CLOSED peers that only carry backoff.
- * - No peer stays gated past `maxTimeout` from now, whatever `openUntil` says.
+ * - No peer stays gated past `maxTimeout` from now, whatever `openUntil` says; an isolation comes
+ *   back as an open circuit until then (only an uncapped `maxTimeout: Infinity` keeps it isolated).
  */
 
 /** The snapshot format this library writes and reads */
@@ -113,7 +114,12 @@ export function prepareSnapshot (snapshot: unknown, options: PrepareSnapshotOpti
       continue
     }
     seen.add(entry.peer)
-    if (entry.state === CircuitState.OPEN && !entry.isolated) {
+    if (entry.isolated && Number.isFinite(breaker.maxTimeout)) {
+      // an isolation from a file is held like a trip at most: isolate() again to hold it longer
+      entry.isolated = false
+      entry.openUntil = latest
+      stats.clamped++
+    } else if (entry.state === CircuitState.OPEN && !entry.isolated) {
       // an uncapped backoff is still bounded by what this entry's level could have given it
       const bound = Math.min(latest, now + openDuration(breaker, entry.backoffLevel - 1) * (1 + breaker.jitter))
       if (entry.openUntil > bound) {

@@ -130,6 +130,12 @@ describe('snapshot validation', () => {
       assert.equal(prepared.stats.clamped, 1)
     })
 
+    it('brings an isolation back as an open circuit until maxTimeout from now', () => {
+      const prepared = prepareSnapshot(snapshotOf([entry('held', { openUntil: 0, backoffLevel: 0, isolated: true })]), OPTIONS)
+      assert.deepEqual(prepared.entries, [{ peer: 'held', state: CircuitState.OPEN, openUntil: NOW + MAX_TIMEOUT, backoffLevel: 0, isolated: false }])
+      assert.equal(prepared.stats.clamped, 1)
+    })
+
     it('nor past what its own backoff level could give it, when maxTimeout is Infinity', () => {
       const prepared = prepareSnapshot(snapshotOf([entry('a', { openUntil: NOW + 1e12, backoffLevel: 1 })]), { ...OPTIONS, breaker: { ...OPTIONS.breaker, maxTimeout: Infinity } })
       assert.equal(prepared.entries[0].openUntil, NOW + TIMEOUT * 1.2)
