@@ -83,8 +83,17 @@ describe('snapshot validation', () => {
       const peers = new Array(1_000_000)
       assert.throws(() => prepareSnapshot(snapshotOf(peers), OPTIONS), {
         name: 'InvalidSnapshotError',
-        message: 'snapshot.peers has 1000000 entries, more than a node of this size writes (at most 10000): refused unread'
+        message: 'snapshot.peers has 1000000 entries, more than this node reads (at most 10000): refused unread'
       })
+    })
+
+    it('refuses a million entries even on a node whose peer table is larger (the read is capped at 100 000)', () => {
+      const manager = new BitswapProtectionManager({ maxPeers: 2 ** 20 }, { clock: new FakeClock(NOW) })
+      assert.throws(() => manager.restore(snapshotOf(new Array(1_000_000)) as never), {
+        name: 'InvalidSnapshotError',
+        message: 'snapshot.peers has 1000000 entries, more than this node reads (at most 100000): refused unread'
+      })
+      manager.close()
     })
 
     it('restores nothing of a snapshot with one bad entry, however late it comes', () => {
