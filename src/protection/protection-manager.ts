@@ -14,7 +14,8 @@ import { defaultReadyToTrip } from '../breaker/config.ts'
 import { AutoTune } from './auto-tune.ts'
 import { resolveProtectionConfig } from './config.ts'
 import { PopulationGuard } from './population-guard.ts'
-import { prepareSnapshot, SNAPSHOT_VERSION } from './snapshot.ts'
+import { MAX_SNAPSHOT_ENTRIES, prepareSnapshot, SNAPSHOT_VERSION } from './snapshot.ts'
+import { checkEngineOptions } from '../validate.ts'
 import type { PreparedSnapshot } from './snapshot.ts'
 import type { ProtectionConfigInit } from './config.ts'
 import type { LocalSuspicionChange } from './population-guard.ts'
@@ -67,6 +68,7 @@ export class BitswapProtectionManager implements PermitOwner {
   constructor (init: ProtectionConfigInit = {}, options: ProtectionManagerOptions = {}) {
     // resolved once, up front: an error names the field by its full path and nothing is built
     const resolved = resolveProtectionConfig(init)
+    checkEngineOptions(options)
     this.clock = options.clock ?? systemClock
     this.registry = new PeerTable({ maxPeers: resolved.maxPeers, idleTimeout: resolved.idleTimeout, clock: this.clock })
     this.circuitBreaker = new BitswapCircuitBreaker(resolved.circuitBreaker, { clock: this.clock, random: options.random, registry: this.registry })
@@ -322,7 +324,7 @@ export class BitswapProtectionManager implements PermitOwner {
       now,
       path: options.path,
       capacity: Math.floor(maxPeers / 2),
-      maxEntries: Math.max(maxPeers, DEFAULT_MAX_PEERS),
+      maxEntries: Math.min(MAX_SNAPSHOT_ENTRIES, Math.max(maxPeers, DEFAULT_MAX_PEERS)),
       breaker: this.circuitBreaker.config,
       isValidPeer: options.isValidPeer
     })
