@@ -35,8 +35,7 @@ export const LATE_TIMER_GRACE = 50
  * last wake, overstated by at most this, instead of only from the earliest deadline
  */
 export const LAG_TICK = 200
-/** Stalls remembered for `stalledBetween`: more than fit in the longest want deadline at LAG_TICK */
-const STALL_HISTORY = 16
+
 
 /** At most this many deadlines may be pending at once */
 export const MAX_PENDING_DEADLINES = 2 ** SLOT_BITS
@@ -50,9 +49,9 @@ type Callback = (arg: unknown) => void
 /** One slot: a pending deadline while in the heap, free otherwise */
 class Entry implements HeapItem {
   readonly slot: number
-  at = 0
-  /** Scheduling order, so equal times fire first-scheduled first */
-  seq = 0
+  /** When it fires (the heap's own order puts equal times first-scheduled first) */
+  heapKey = 0
+  heapSeq = 0
   generation = 0
   fn: Callback | undefined = undefined
   arg: unknown = undefined
@@ -61,10 +60,6 @@ class Entry implements HeapItem {
   constructor (slot: number) {
     this.slot = slot
   }
-}
-
-function earlier (a: Entry, b: Entry): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq)
 }
 
 export interface DeadlineSchedulerInit {
@@ -89,8 +84,7 @@ export class DeadlineScheduler {
   readonly clock: Clock
   private readonly entries: Entry[] = []
   private readonly free: Entry[] = []
-  private readonly heap = new MinHeap<Entry>(earlier)
-  private nextSeq = 0
+  private readonly heap = new MinHeap<Entry>()
   private timer: ReturnType<typeof setTimeout> | undefined
   private armedAt = Infinity
   /** When the timer last fired (or was first armed): a stall began no earlier */
@@ -99,9 +93,6 @@ export class DeadlineScheduler {
   private offset = 0
   private readonly onTimer: () => void
   private readonly lagStats: EventLoopLag = { stalls: 0, stalledMs: 0, maxStallMs: 0, lastLagMs: 0 }
-  /** Recent stalls as [start, end] pairs of clock times, a ring */
-  private readonly stallRing = new Float64Array(2 * STALL_HISTORY)
-  private stallNext = 0
 
   constructor (init: DeadlineSchedulerInit = {}) {
     this.clock = init.clock ?? systemClock
@@ -128,17 +119,6 @@ export class DeadlineScheduler {
     return this.lagStats
   }
 
-  /** Whether a stall of our event loop overlapped the clock interval [from, to] */
-  stalledBetween (from: number, to: number): boolean {
-    const ring = this.stallRing
-    for (let i = 0; i < ring.length; i += 2) {
-      if (ring[i + 1] !== 0 && ring[i] < to && ring[i + 1] > from) {
-        return true
-      }
-    }
-    return false
-  }
-
   /**
    * Calls `fn(arg)` once the clock reaches `at` (ms, the clock's time base). Returns a handle
    * (> 0) for `cancel`. A throwing `fn` does not stop the others.
@@ -156,8 +136,7 @@ export class DeadlineScheduler {
       this.entries.push(entry)
     }
     entry.generation = entry.generation >= MAX_GENERATION ? 1 : entry.generation + 1
-    entry.at = at - this.offset
-    entry.seq = this.nextSeq++
+    entry.heapKey = at - this.offset
     entry.fn = fn as Callback
     entry.arg = arg
     this.heap.push(entry)
@@ -210,7 +189,7 @@ export class DeadlineScheduler {
     this.lastWake = clockNow
     const now = clockNow - this.offset
     // entries scheduled by a callback for a time already past fire in this same pass
-    for (let entry = this.heap.peek(); entry !== undefined && entry.at <= now; entry = this.heap.peek()) {
+    for (let entry = this.heap.peek(); entry !== undefined && entry.heapKey <= now; entry = this.heap.peek()) {
       const { fn, arg } = entry
       this.remove(entry)
       try {
@@ -230,9 +209,6 @@ export class DeadlineScheduler {
     lag.stalledMs += end - start
     lag.maxStallMs = Math.max(lag.maxStallMs, end - start)
     lag.lastLagMs = late
-    this.stallRing[this.stallNext] = start
-    this.stallRing[this.stallNext + 1] = end
-    this.stallNext = (this.stallNext + 2) % this.stallRing.length
   }
 
   private arm (): void {
@@ -243,7 +219,7 @@ export class DeadlineScheduler {
     }
     const now = clockNow - this.offset
     // wake at least every LAG_TICK while anything is pending, to measure stalls from a recent wake
-    const at = Math.min((this.heap.peek() as Entry).at, now + LAG_TICK)
+    const at = Math.min((this.heap.peek() as Entry).heapKey, now + LAG_TICK)
     const delay = Math.min(Math.max(0, at - now), MAX_TIMER_DELAY)
     const timer = setTimeout(this.onTimer, delay)
     // Node and Deno have unref; browsers return a number

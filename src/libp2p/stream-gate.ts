@@ -12,6 +12,8 @@ import type { RejectionReason, ServiceMetrics } from './metrics.ts'
 import type { AbuseReason, ObserverSink } from './observer.ts'
 import type { OpenStreamGate, OpenStreamGuardComponents } from './open-stream-init.ts'
 import type { StreamOutcomeSink } from './stream-watch.ts'
+import type { WantReleaser } from './release.ts'
+import type { ReleaseReason } from '../bitswap/want-release.ts'
 import type { BitswapProtectionManager } from '../protection/protection-manager.ts'
 import type { Admission, Permit, Rejection } from '../breaker/permit.ts'
 import type { Connection, Logger, PeerId, Stream } from '@libp2p/interface'
@@ -43,8 +45,9 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
   private readonly cleanClose: Outcome
   private readonly connections: OpenStreamGuardComponents['connectionManager']
   private readonly drops = new ConnectionDrops()
+  private readonly releaser: WantReleaser | undefined
 
-  constructor (components: OpenStreamGuardComponents, config: ResolvedServiceConfig, protection: BitswapProtectionManager, scheduler: DeadlineScheduler, metrics: ServiceMetrics, log: Logger) {
+  constructor (components: OpenStreamGuardComponents, config: ResolvedServiceConfig, protection: BitswapProtectionManager, scheduler: DeadlineScheduler, metrics: ServiceMetrics, log: Logger, releaser?: WantReleaser) {
     this.protection = protection
     this.scheduler = scheduler
     this.metrics = metrics
@@ -61,6 +64,7 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
       : undefined
     this.cleanClose = this.observer == null ? Outcome.SUCCESS : Outcome.NEUTRAL
     this.connections = components.connectionManager
+    this.releaser = releaser
   }
 
   /**
@@ -74,7 +78,7 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
     const outbound = stream.direction === 'outbound'
     // outbound opens that went through `openStream` were admitted (and are watched) by the guard
     if (outbound && this.guard.inFlight(peer) > 0) {
-      next(this.observer?.wrapOutbound(stream, peer) ?? stream, connection)
+      next(this.observer?.wrapOutbound(stream, peer, connection.rtt) ?? stream, connection)
       return
     }
     if (outbound) {
@@ -116,7 +120,7 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
     if (this.observer == null) {
       next(stream, connection)
     } else {
-      next(outbound ? this.observer.wrapOutbound(stream, peer) : this.observer.wrapInbound(stream, peer), connection)
+      next(outbound ? this.observer.wrapOutbound(stream, peer, connection.rtt) : this.observer.wrapInbound(stream, peer), connection)
     }
   }
 
@@ -217,6 +221,13 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
     }
     if (!this.allowed(peer)) {
       this.protection.observe(peer, outcome, latencyMs, err)
+    }
+  }
+
+  /** The peer will not answer this want: a DONT_HAVE on its behalf (trusted peers are never judged) */
+  releaseWant (peer: PeerId, cid: Uint8Array, reason: ReleaseReason): void {
+    if (!this.allowed(peer)) {
+      this.releaser?.release(peer, cid, reason)
     }
   }
 

@@ -230,8 +230,6 @@ describe('DeadlineScheduler', () => {
     assert.equal(fired.length, 0, 'not judged on evidence gathered while we were blocked')
     assert.deepEqual(s.lag, { stalls: 1, stalledMs: 400, maxStallMs: 400, lastLagMs: 300 })
     assert.equal(s.now(), 0)
-    assert.ok(s.stalledBetween(50, 60))
-    assert.ok(!s.stalledBetween(400, 500))
     // each deadline keeps the time it had left: 100 and 150 ms of our event loop running
     t = 500
     clock.tick(100)
