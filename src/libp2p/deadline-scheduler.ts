@@ -36,7 +36,6 @@ export const LATE_TIMER_GRACE = 50
  */
 export const LAG_TICK = 200
 
-
 /** At most this many deadlines may be pending at once */
 export const MAX_PENDING_DEADLINES = 2 ** SLOT_BITS
 /** Generations wrap here, keeping handles below 2^52 (exact doubles) */
