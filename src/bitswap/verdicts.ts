@@ -1,3 +1,5 @@
+import type { ReleaseReason } from './want-release.ts'
+
 /** What a timely answer was: 'block' and 'have' are successes, 'dont-have' is neutral */
 export type AnswerKind = 'block' | 'have' | 'dont-have'
 
@@ -11,6 +13,8 @@ export interface WantOutcomeSink {
   unrequested(peerKey: string, what: 'block' | 'presence'): void
   /** An answer to a want that had already missed: informative only, the miss stands */
   late?(peerKey: string, kind: AnswerKind, latencyMs: number): void
+  /** The peer will not answer this want: release Bitswap's wait on it (see want-release.ts) */
+  released?(peerKey: string, cid: Uint8Array, reason: ReleaseReason): void
 }
 
 /** One conclusion of the ledger about one peer, as the sink will hear it */
@@ -19,6 +23,7 @@ export type WantVerdict =
   | { readonly type: 'missed', readonly peerKey: string, readonly ageMs: number, readonly deadlineMs: number }
   | { readonly type: 'unrequested', readonly peerKey: string, readonly what: 'block' | 'presence' }
   | { readonly type: 'late', readonly peerKey: string, readonly kind: AnswerKind, readonly latencyMs: number }
+  | { readonly type: 'released', readonly peerKey: string, readonly cid: Uint8Array, readonly reason: ReleaseReason }
 
 /** Hands one verdict to the sink method it names */
 export function deliverVerdict (sink: WantOutcomeSink, verdict: WantVerdict): void {
@@ -35,6 +40,9 @@ export function deliverVerdict (sink: WantOutcomeSink, verdict: WantVerdict): vo
     case 'late':
       sink.late?.(verdict.peerKey, verdict.kind, verdict.latencyMs)
       break
+    case 'released':
+      sink.released?.(verdict.peerKey, verdict.cid, verdict.reason)
+      break
     default:
   }
 }
@@ -45,7 +53,9 @@ export function deliverVerdict (sink: WantOutcomeSink, verdict: WantVerdict): vo
  */
 export class VerdictQueue {
   private readonly sink: WantOutcomeSink
-  private readonly queue: WantVerdict[] = []
+  /** Slots are reused and counted, not truncated: setting an array's length costs a runtime call per flush */
+  private readonly queue: Array<WantVerdict | undefined> = []
+  private count = 0
   private flushing = false
 
   constructor (sink: WantOutcomeSink) {
@@ -53,26 +63,28 @@ export class VerdictQueue {
   }
 
   push (verdict: WantVerdict): void {
-    this.queue.push(verdict)
+    this.queue[this.count++] = verdict
   }
 
   /** Delivers everything queued, including what the sink's own calls queue meanwhile */
   flush (): void {
-    if (this.flushing) {
+    if (this.flushing || this.count === 0) {
       return // the outer flush delivers what a re-entrant call queued
     }
     this.flushing = true
     const queue = this.queue
     try {
-      for (let i = 0; i < queue.length; i++) {
+      for (let i = 0; i < this.count; i++) {
+        const verdict = queue[i] as WantVerdict
+        queue[i] = undefined
         try {
-          deliverVerdict(this.sink, queue[i])
+          deliverVerdict(this.sink, verdict)
         } catch {
           // the sink's errors are its own; the ledger is already consistent
         }
       }
     } finally {
-      queue.length = 0
+      this.count = 0
       this.flushing = false
     }
   }

@@ -17,11 +17,19 @@ export interface WantLedgerInit {
   maxDeadline?: number
 
   /**
-   * Deadline before a peer's first latency sample, ms
+   * Deadline before a peer's first latency sample, ms, plus `coldRttMultiplier` × its connection's
+   * RTT when known
    *
-   * @default 5000
+   * @default 2000
    */
   coldDeadline?: number
+
+  /**
+   * The RTT share of the cold deadline
+   *
+   * @default 3
+   */
+  coldRttMultiplier?: number
 
   /**
    * Deadline = this × the latency EWMA
@@ -67,8 +75,13 @@ export interface WantLedgerInit {
 export const DEFAULT_MIN_DEADLINE = 1_000
 /** boxo's MaxTimeout */
 export const DEFAULT_MAX_DEADLINE = 7_000
-/** boxo's DontHaveTimeout, used before a peer has any latency sample */
-export const DEFAULT_COLD_DEADLINE = 5_000
+/**
+ * boxo's cold rule is 2 s + 3 × the ping RTT (its flat 5 s DontHaveTimeout applies only without a
+ * ping). 5 s let a silent provider hold every want of a 400-block fetch past its end (issue 10).
+ */
+export const DEFAULT_COLD_DEADLINE = 2_000
+/** boxo's pingLatency multiplier */
+export const DEFAULT_COLD_RTT_MULTIPLIER = 3
 /** boxo's: twice the peer's latency */
 export const DEFAULT_DEADLINE_MULTIPLIER = 2
 /** boxo's 1/n, clamped to 0.5 from the second sample on */
@@ -101,6 +114,7 @@ export function resolveWantLedgerConfig (init: WantLedgerInit = {}, path: string
     // derived when omitted, so raising the floor alone never meets the default ceiling
     maxDeadline: optionalNumber(at('maxDeadline'), o.maxDeadline, Math.max(DEFAULT_MAX_DEADLINE, minDeadline), { min: minDeadline, max: MAX_TIMER }),
     coldDeadline: optionalNumber(at('coldDeadline'), o.coldDeadline, DEFAULT_COLD_DEADLINE, { min: 0, max: MAX_TIMER, minExclusive: true }),
+    coldRttMultiplier: optionalNumber(at('coldRttMultiplier'), o.coldRttMultiplier, DEFAULT_COLD_RTT_MULTIPLIER, { min: 0, max: 1000 }),
     deadlineMultiplier: optionalNumber(at('deadlineMultiplier'), o.deadlineMultiplier, DEFAULT_DEADLINE_MULTIPLIER, { min: 0, max: 1000, minExclusive: true }),
     ewmaAlpha: optionalNumber(at('ewmaAlpha'), o.ewmaAlpha, DEFAULT_EWMA_ALPHA, { min: 0, max: 1, minExclusive: true }),
     maxWantsPerPeer: optionalNumber(at('maxWantsPerPeer'), o.maxWantsPerPeer, DEFAULT_MAX_WANTS_PER_PEER, { min: 1, max: MAX_COUNT, integer: true }),

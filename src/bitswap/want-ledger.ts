@@ -3,12 +3,13 @@ import { PresenceType, readMessage, WantType } from './message.ts'
 import { ReceivedMessage } from './received-message.ts'
 import { VerdictQueue } from './verdicts.ts'
 import { resolveWantLedgerConfig } from './want-ledger-init.ts'
+import { releasable, releasableWants, releaseVerdict } from './want-release.ts'
 import { WantStore } from './want-store.ts'
-import { LATE, OPEN, SETTLED } from './wants.ts'
 import type { MessageVisitor } from './message.ts'
 import type { AnswerKind, WantOutcomeSink } from './verdicts.ts'
 import type { WantLedgerConfig, WantLedgerInit } from './want-ledger-init.ts'
 import type { LinkedList } from '../util/linked-list.ts'
+import type { ReleaseReason } from './want-release.ts'
 import type { PeerWants, Want } from './wants.ts'
 
 /**
@@ -24,6 +25,8 @@ import type { PeerWants, Want } from './wants.ts'
  * - unrequested: a block or presence matching nothing we asked that peer for.
  * - none: the want ends neutral when the block arrives from another peer (or `settle()`), when we
  *   cancel it, or when a full wantlist leaves it out.
+ * - released: the peer will not answer a want Bitswap waits on (it missed, or `release()`): the
+ *   integrator ends that wait with a DONT_HAVE; the rules are in want-release.ts.
  *
  * Decisions (see the spec for each):
  * - A HAVE to a want-block is not its answer: it gives a presence latency sample but no verdict,
@@ -54,16 +57,8 @@ import type { PeerWants, Want } from './wants.ts'
  */
 
 export class WantLedger {
-  readonly minDeadline: number
-  readonly maxDeadline: number
-  readonly coldDeadline: number
-  readonly deadlineMultiplier: number
-  readonly ewmaAlpha: number
-  readonly maxWantsPerPeer: number
-  readonly maxPeers: number
-  readonly settledRetention: number
-
-  private readonly config: WantLedgerConfig
+  /** The settings, defaults filled in */
+  readonly config: WantLedgerConfig
   private readonly verdicts: VerdictQueue
   private readonly store: WantStore
   private generation = 0
@@ -74,18 +69,11 @@ export class WantLedger {
   private outPeer = ''
   private outNow = 0
   private outFull = false
+  private outRtt = 0
   private readonly outbound: MessageVisitor
 
   constructor (init: WantLedgerInit, sink: WantOutcomeSink) {
     const config = this.config = resolveWantLedgerConfig(init)
-    this.minDeadline = config.minDeadline
-    this.maxDeadline = config.maxDeadline
-    this.coldDeadline = config.coldDeadline
-    this.deadlineMultiplier = config.deadlineMultiplier
-    this.ewmaAlpha = config.ewmaAlpha
-    this.maxWantsPerPeer = config.maxWantsPerPeer
-    this.maxPeers = config.maxPeers
-    this.settledRetention = config.settledRetention
     this.store = new WantStore(config.maxPeers)
     this.verdicts = new VerdictQueue(sink)
 
@@ -111,10 +99,10 @@ export class WantLedger {
 
   /** When the next want misses (ms, same clock as `now`), or Infinity: arm one timer for it */
   get nextDeadline (): number {
-    return this.store.nextDue?.dueAt ?? Infinity
+    return this.store.nextDue?.heapKey ?? Infinity
   }
 
-  /** One wantlist entry we sent to `peerKey`. A cancel ends the want neutral. */
+  /** One wantlist entry we sent to `peerKey`; a cancel ends the want neutral */
   sent (peerKey: string, cid: Uint8Array, wantType: WantType, sendDontHave: boolean, cancel: boolean, now: number): void {
     this.recordSent(peerKey, cid, wantType, sendDontHave, cancel, now)
     this.verdicts.flush()
@@ -123,12 +111,14 @@ export class WantLedger {
   /**
    * A whole message (frame body) we sent to `peerKey`: records its wantlist entries; a full
    * wantlist also ends, neutral, the peer's wants it leaves out (the peer replaced its list).
-   * Throws `InvalidMessageError` for malformed bytes.
+   * `rttMs` (> 0): the connection's RTT, for the cold deadline. Returns the message's generation
+   * (for `release`). Throws `InvalidMessageError` for malformed bytes.
    */
-  sentMessage (peerKey: string, message: Uint8Array, now: number): void {
+  sentMessage (peerKey: string, message: Uint8Array, now: number, rttMs = 0): number {
     this.outPeer = peerKey
     this.outNow = now
     this.outFull = false
+    this.outRtt = rttMs
     this.generation++
     try {
       readMessage(message, this.outbound)
@@ -141,6 +131,28 @@ export class WantLedger {
     } finally {
       this.verdicts.flush()
     }
+    return this.generation
+  }
+
+  /**
+   * Releases Bitswap's waits on the peer (rules: want-release.ts), all or those last sent in
+   * generations [from, to] (a failed stream's messages); they also end neutral. Returns how many.
+   */
+  release (peerKey: string, reason: Exclude<ReleaseReason, 'deadline'>, now: number, from = 0, to = Infinity): number {
+    const peer = this.store.peer(peerKey)
+    if (peer === undefined) {
+      return 0
+    }
+    const wants = releasableWants(peer, from, to)
+    for (const want of wants) {
+      // a want already overdue misses, and is released, as such
+      this.missIfOverdue(want, now)
+      this.pushRelease(want, reason)
+      this.settleWant(want, now)
+    }
+    this.reschedule(peer)
+    this.verdicts.flush()
+    return wants.length
   }
 
   /**
@@ -194,7 +206,7 @@ export class WantLedger {
    * too, so a late timer never turns a late answer into a timely one.
    */
   expire (now: number): number {
-    for (let peer = this.store.nextDue; peer !== undefined && peer.dueAt <= now; peer = this.store.nextDue) {
+    for (let peer = this.store.nextDue; peer !== undefined && peer.heapKey <= now; peer = this.store.nextDue) {
       this.missOverdue(peer.dueBlock, now)
       this.missOverdue(peer.dueHave, now)
       this.reschedule(peer)
@@ -206,19 +218,12 @@ export class WantLedger {
   /** The peer's current deadline for a want of this type, ms */
   peerDeadline (peerKey: string, wantType: WantType = WantType.Block): number {
     const peer = this.store.peer(peerKey)
-    return peer === undefined ? this.coldDeadline : peer.deadline(wantType, this.config)
+    return peer === undefined ? this.config.coldDeadline : peer.deadline(wantType, this.config)
   }
 
   /** The peer's latency EWMA for blocks or presences, ms, or undefined before a sample */
   peerLatency (peerKey: string, kind: 'block' | 'presence' = 'block'): number | undefined {
-    const peer = this.store.peer(peerKey)
-    if (peer === undefined) {
-      return undefined
-    }
-    if (kind === 'block') {
-      return peer.blockSamples > 0 ? peer.blockEwma : undefined
-    }
-    return peer.presenceSamples > 0 ? peer.presenceEwma : undefined
+    return this.store.peer(peerKey)?.latency(kind)
   }
 
   /** Wants remembered for one peer (open or ended) */
@@ -253,11 +258,12 @@ export class WantLedger {
       }
       peer = this.store.addPeer(peerKey)
     }
+    peer.rttMs = this.outRtt > 0 ? this.outRtt : peer.rttMs
     this.store.touch(peer)
     this.purgeEnded(peer, now)
     let want = peer.wants.get(key)
     if (cancel) {
-      if (want !== undefined && want.state !== SETTLED) {
+      if (want !== undefined && want.state !== 'settled') {
         this.missIfOverdue(want, now)
         this.settleWant(want, now)
         this.reschedule(peer)
@@ -270,9 +276,12 @@ export class WantLedger {
       if (want.wantType !== WantType.Block) {
         want.wantType = wantType
       }
+      if (want.state !== OPEN) {
+        want.released = want.haveSeen = false // asked again after it ended: a new want
+      }
       want.sendDontHave = sendDontHave
       want.sentAt = now
-      want.state = OPEN
+      want.state = 'open'
     } else {
       if (peer.wants.size >= this.config.maxWantsPerPeer) {
         this.evictOne(peer)
@@ -287,7 +296,7 @@ export class WantLedger {
   /** After a full wantlist: the peer dropped every want the message did not list */
   private settleStale (peer: PeerWants, now: number): void {
     for (const want of peer.wants.values()) {
-      if (want.state !== SETTLED && want.generation !== this.generation) {
+      if (want.state !== 'settled' && want.generation !== this.generation) {
         this.missIfOverdue(want, now)
         this.settleWant(want, now)
       }
@@ -308,16 +317,18 @@ export class WantLedger {
       return
     }
     this.store.touch(peer)
-    if (want.state === SETTLED) {
+    if (want.state === 'settled') {
       return // a duplicate, or an answer after the want was met elsewhere: neutral
     }
     this.missIfOverdue(want, now)
     const latencyMs = Math.max(0, now - want.sentAt)
     const kind: AnswerKind = type === PresenceType.DontHave ? 'dont-have' : 'have'
+    // Bitswap's wait on this peer ends with its HAVE, even when the want stays open for the block
+    want.haveSeen ||= kind === 'have'
     peer.sample(false, latencyMs, this.config.ewmaAlpha)
     // a HAVE to a want-block is not its answer: the block still has to come
     const ends = type === PresenceType.DontHave || want.wantType === WantType.Have
-    if (want.state === OPEN) {
+    if (want.state === 'open') {
       if (ends) {
         this.settleWant(want, now)
         this.verdicts.push({ type: 'answered', peerKey, kind, latencyMs })
@@ -343,7 +354,7 @@ export class WantLedger {
     }
     this.store.touch(peer)
     this.missIfOverdue(want, now)
-    if (want.state === SETTLED) {
+    if (want.state === 'settled') {
       // a duplicate or an answer after the want ended: neutral, and it uses up the want, so a
       // peer cannot pass off more blocks than it had wants
       this.store.removeWant(want)
@@ -351,7 +362,7 @@ export class WantLedger {
     }
     const latencyMs = Math.max(0, now - want.sentAt)
     peer.sample(true, latencyMs, this.config.ewmaAlpha)
-    this.verdicts.push({ type: want.state === OPEN ? 'answered' : 'late', peerKey, kind: 'block', latencyMs })
+    this.verdicts.push({ type: want.state === 'open' ? 'answered' : 'late', peerKey, kind: 'block', latencyMs })
     // the content arrived: everyone else's want for it is moot
     this.neutralise(want.key, want, now)
     // kept while retained, so a duplicate of this block is not unrequested
@@ -361,12 +372,11 @@ export class WantLedger {
 
   /** Ends, neutral, every open or late want for `key` except `except` */
   private neutralise (key: string, except: Want | null, now: number): void {
-    const same = this.store.wantsFor(key)
-    if (same === undefined) {
-      return
-    }
-    for (const want of same) {
-      if (want !== except && want.state !== SETTLED) {
+    // by node, not by iterator: this runs for every block received
+    for (let node = this.store.wantsFor(key)?.head ?? null; node !== null;) {
+      const want = node.value
+      node = node.next
+      if (want !== except && want.state !== 'settled') {
         this.missIfOverdue(want, now)
         this.settleWant(want, now)
         this.reschedule(want.peer)
@@ -386,24 +396,32 @@ export class WantLedger {
 
   /** Misses an open, missable want whose deadline has passed; returns whether it did */
   private missIfOverdue (want: Want, now: number): boolean {
-    if (want.state !== OPEN || !want.sendDontHave) {
+    if (want.state !== 'open' || !want.sendDontHave) {
       return false
     }
     const deadlineMs = want.peer.deadline(want.wantType, this.config)
     if (now < want.sentAt + deadlineMs) {
       return false
     }
-    want.state = LATE
+    want.state = 'late'
     want.endedAt = now
     want.peer.attachEnded(want)
     this.verdicts.push({ type: 'missed', peerKey: want.peer.key, ageMs: now - want.sentAt, deadlineMs })
+    this.pushRelease(want, 'deadline')
     return true
+  }
+
+  private pushRelease (want: Want, reason: ReleaseReason): void {
+    const verdict = releasable(want) ? releaseVerdict(want, reason) : undefined
+    if (verdict !== undefined) {
+      this.verdicts.push(verdict)
+    }
   }
 
   // -- wants --
 
   private settleWant (want: Want, now: number): void {
-    want.state = SETTLED
+    want.state = 'settled'
     want.endedAt = now
     want.peer.attachEnded(want)
   }

@@ -4,13 +4,10 @@ import type { HeapItem } from '../util/min-heap.ts'
 import type { WantLedgerConfig } from './want-ledger-init.ts'
 
 /** What a deadline is made of */
-export type DeadlineBounds = Pick<WantLedgerConfig, 'minDeadline' | 'maxDeadline' | 'coldDeadline' | 'deadlineMultiplier'>
+export type DeadlineBounds = Pick<WantLedgerConfig, 'minDeadline' | 'maxDeadline' | 'coldDeadline' | 'coldRttMultiplier' | 'deadlineMultiplier'>
 
-/** A want's life: open until answered or missed; LATE once missed; SETTLED once it ended neutral or answered */
-export const OPEN = 0
-export const LATE = 1
-export const SETTLED = 2
-export type WantState = typeof OPEN | typeof LATE | typeof SETTLED
+/** A want's life: open until answered or missed; late once missed; settled once answered or ended neutral */
+export type WantState = 'open' | 'late' | 'settled'
 
 /** One want we sent to one peer, for one CID (multihash key) */
 export class Want {
@@ -20,11 +17,15 @@ export class Want {
   wantType: WantType
   sendDontHave: boolean
   sentAt: number
-  state: WantState = OPEN
+  state: WantState = 'open'
   /** When it missed or settled, for retention */
   endedAt = 0
   /** `sentMessage` call that last sent it, to find wants a full wantlist left out */
   generation = 0
+  /** The peer said HAVE: Bitswap's wait on this peer has ended, it must never be released */
+  haveSeen = false
+  /** A DONT_HAVE was delivered on the peer's behalf (want-release.ts): at most once per want */
+  released = false
   /** In one of the peer's lists: due (block or have), quiet or ended */
   readonly inPeer = new ListNode<Want>(this)
   /** In one of its prefix bucket's lists, for block matching */
@@ -65,21 +66,24 @@ export class PrefixBucket {
 export class PeerWants implements HeapItem {
   readonly key: string
   readonly wants = new Map<string, Want>()
-  /** OPEN, sendDontHave, want-block: the FIFO that can miss, by sent time */
+  /** Open, sendDontHave, want-block: the FIFO that can miss, by sent time */
   readonly dueBlock = new LinkedList<Want>()
-  /** OPEN, sendDontHave, want-have */
+  /** Open, sendDontHave, want-have */
   readonly dueHave = new LinkedList<Want>()
-  /** OPEN, not missable */
+  /** Open, not missable */
   readonly quiet = new LinkedList<Want>()
-  /** LATE or SETTLED, in the order they ended */
+  /** Late or settled, in the order they ended */
   readonly ended = new LinkedList<Want>()
   readonly buckets = new Map<string, PrefixBucket>()
+  /** Round-trip time of its connection, ms, for the cold deadline (0: unknown) */
+  rttMs = 0
   blockEwma = 0
   blockSamples = 0
   presenceEwma = 0
   presenceSamples = 0
-  /** Earliest time one of its wants misses, or Infinity; its heap key */
-  dueAt = Infinity
+  /** Earliest time one of its wants misses, or Infinity (the ledger's deadline heap key) */
+  heapKey = Infinity
+  heapSeq = 0
   heapIndex = -1
   /** In the ledger's recency list, least recently active first */
   readonly recency = new ListNode<PeerWants>(this)
@@ -106,11 +110,11 @@ export class PeerWants implements HeapItem {
     ;(block ? bucket.openBlock : bucket.openHave).push(want.inBucket)
   }
 
-  /** Files a want that just ended (LATE or SETTLED) */
+  /** Files a want that just ended (late or settled) */
   attachEnded (want: Want): void {
     this.ended.push(want.inPeer)
     const bucket = this.bucket(want.prefix)
-    ;(want.state === LATE ? bucket.late : bucket.settled).push(want.inBucket)
+    ;(want.state === 'late' ? bucket.late : bucket.settled).push(want.inBucket)
   }
 
   /** One latency sample: the first sets the EWMA, later ones move it by `alpha` */
@@ -124,9 +128,18 @@ export class PeerWants implements HeapItem {
     }
   }
 
+  /** Its latency EWMA for blocks or presences, ms, or undefined before a sample */
+  latency (kind: 'block' | 'presence'): number | undefined {
+    if (kind === 'block') {
+      return this.blockSamples > 0 ? this.blockEwma : undefined
+    }
+    return this.presenceSamples > 0 ? this.presenceEwma : undefined
+  }
+
   /**
    * The peer's deadline for a want of this type, ms: want-block from the slower of its two EWMAs,
-   * want-have from the presence one (else the block one), cold before any sample
+   * want-have from the presence one (else the block one); before any sample, boxo's cold rule
+   * `coldDeadline + coldRttMultiplier × RTT`
    */
   deadline (wantType: WantType, bounds: DeadlineBounds): number {
     let latency: number
@@ -136,12 +149,12 @@ export class PeerWants implements HeapItem {
       } else if (this.blockSamples > 0) {
         latency = this.blockEwma
       } else {
-        return bounds.coldDeadline
+        return bounds.coldDeadline + bounds.coldRttMultiplier * this.rttMs
       }
     } else if (this.blockSamples > 0) {
       latency = this.presenceSamples > 0 ? Math.max(this.blockEwma, this.presenceEwma) : this.blockEwma
     } else {
-      return bounds.coldDeadline
+      return bounds.coldDeadline + bounds.coldRttMultiplier * this.rttMs
     }
     return Math.min(bounds.maxDeadline, Math.max(bounds.minDeadline, bounds.deadlineMultiplier * latency))
   }

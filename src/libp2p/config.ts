@@ -119,6 +119,7 @@ export interface ResolvedObserveConfig {
   minDeadline: number
   maxDeadline: number
   coldDeadline: number
+  coldRttMultiplier: number
   deadlineMultiplier: number
   ewmaAlpha: number
   maxWantsPerPeer: number
@@ -139,6 +140,7 @@ export interface ResolvedServiceConfig {
   responseDeadline: number
   rampConcurrency: number
   observeMessages: boolean
+  releaseWaits: boolean
   observe: ResolvedObserveConfig
   openStream: ResolvedOpenStreamConfig
   initialState: ProtectionSnapshot | undefined
@@ -160,6 +162,7 @@ export function resolveServiceConfig (init: BitswapCircuitBreakerInit = {}): Res
     responseDeadline: optionalNumber('responseDeadline', init.responseDeadline, DEFAULT_RESPONSE_DEADLINE, { min: 1, max: MAX_TIMER }),
     rampConcurrency: optionalNumber('rampConcurrency', init.rampConcurrency, DEFAULT_RAMP_CONCURRENCY, { min: 1, max: 1024, integer: true }),
     observeMessages: optionalBoolean('observeMessages', init.observeMessages, true),
+    releaseWaits: optionalBoolean('releaseWaits', init.releaseWaits, true),
     observe: resolveObserveConfig(init.observe),
     openStream: resolveOpenStreamConfig(init.openStream),
     initialState: init.initialState,
