@@ -7,7 +7,7 @@ import { resolveHealthMonitorConfig } from './config.ts'
 import { DEGRADED, HEALTHY, HealthWindow, UNHEALTHY, addSample, computeStatus, isLive, restart, successRate } from './health-window.ts'
 import { histogramQuantile } from './latency-histogram.ts'
 import { checkEngineOptions } from '../validate.ts'
-import type { HealthMonitorConfig, ResolvedHealthMonitorConfig } from './config.ts'
+import type { HealthMonitorInit, ResolvedHealthMonitorConfig } from './config.ts'
 import type { Clock } from '../clock.ts'
 import type { Disposable, Listener } from '../event.ts'
 import type { PeerLike } from '../peers/peer-key.ts'
@@ -104,7 +104,7 @@ export class HealthMonitor {
   private readonly statusChange = new EventEmitter<HealthStatusChange>()
   private closed = false
 
-  constructor (config: HealthMonitorConfig = {}, options: HealthMonitorOptions = {}) {
+  constructor (config: HealthMonitorInit = {}, options: HealthMonitorOptions = {}) {
     this.config = resolveHealthMonitorConfig(config)
     checkEngineOptions(options)
     this.clock = options.clock ?? options.registry?.clock ?? systemClock
