@@ -1,6 +1,6 @@
 /**
  * A per-peer latency histogram small enough to keep for every peer: 32 one-byte counters on a
- * logarithmic scale, stored inside a shared `Uint8Array` at `base = slot * HISTOGRAM_BUCKETS`.
+ * logarithmic scale, stored in a `Uint8Array` from `base` (each health window owns one, at 0).
  *
  * Bucket 0 holds responses under 1 ms; bucket `b` (1..31) holds `[2^((b-1)/2), 2^(b/2))` ms, so
  * buckets are √2 apart and cover 1 ms .. 46 s (slower responses land in the last bucket). A quantile
