@@ -87,7 +87,7 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
    * the permit unless the circuit changes state.
    */
   admit (record: PeerRecord, now: number, owner: PermitOwner = this): Admission {
-    return this.acquire(record, now) ?? new Permit(owner, record, record.epoch)
+    return this.acquire(record, now) ?? new Permit(owner, record, record.epoch, now)
   }
 
   /**
@@ -116,9 +116,17 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
   }
 
   settlePermit (permit: Permit, outcome: Outcome, _latencyMs: number, err: unknown, now: number | undefined): void {
-    if (permit.record !== undefined) {
-      this.settle(permit.record, permit.epoch, outcome, now ?? this.clock.now(), err)
+    const record = permit.record
+    if (record === undefined) {
+      return
     }
+    if (now === undefined && outcome === Outcome.SUCCESS && record.state.kind === 'closed' && permit.epoch === record.epoch && record.live) {
+      // no clock read: a CLOSED success changes no state, and counted into a window that has just
+      // ended it is unseen (every read first starts the next window, at the next call)
+      this.onSuccess(record, permit.at)
+      return
+    }
+    this.settle(record, permit.epoch, outcome, now ?? this.clock.now(), err)
   }
 
   /**

@@ -183,6 +183,13 @@ export function successRate (w: HealthWindow, window: number, now: number): numb
 
 /** Moves the buckets forward to `now`; true when the current bucket changed */
 function roll (w: HealthWindow, window: number, now: number): boolean {
+  if (w.total > 0 && now >= w.bucket * window && now < (w.bucket + 1) * window) {
+    // the same bucket: a multiplication instead of a division on the hot path
+    if (now > w.lastSeen) {
+      w.lastSeen = now
+    }
+    return false
+  }
   const bucket = bucketIndex(now, window)
   if (w.total === 0) {
     w.lastSeen = now

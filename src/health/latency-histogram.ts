@@ -27,9 +27,17 @@ export function histogramBucket (ms: number): number {
   if (!(ms >= 1)) {
     return 0
   }
-  const bucket = Math.floor(2 * Math.log2(ms)) + 1
+  if (ms >= 2 ** 31) {
+    return LAST
+  }
+  // floor(2 log2 ms) + 1 without a logarithm: the power of two below ms, then which half-step
+  const k = 31 - Math.clz32(ms)
+  const bucket = 2 * k + (ms >= HALF_STEPS[k] ? 2 : 1)
   return bucket > LAST ? LAST : bucket
 }
+
+/** `2^(k + 1/2)`, the lower bound of bucket `2k + 2`, computed as `bucketLower` computes it */
+const HALF_STEPS: readonly number[] = Array.from({ length: 32 }, (_, k) => 2 ** ((2 * k + 1) / 2))
 
 /** Lower bound of a bucket in ms */
 export function bucketLower (bucket: number): number {

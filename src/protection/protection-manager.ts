@@ -160,7 +160,7 @@ export class BitswapProtectionManager implements PermitOwner {
   settlePermit (permit: Permit, outcome: Outcome, latencyMs: number, err: unknown, now: number | undefined): void {
     const record = permit.record
     if (record !== undefined) {
-      this.record(record, permit.epoch, outcome, now ?? this.clock.now(), latencyMs, err)
+      this.record(record, permit.epoch, outcome, now ?? permit.at + (latencyMs > 0 ? latencyMs : 0), latencyMs, err)
     }
   }
 
@@ -238,15 +238,17 @@ export class BitswapProtectionManager implements PermitOwner {
       throw admission.error
     }
     const isSuccessful = this.circuitBreaker.config.isSuccessful
-    const startedAt = this.clock.now()
+    const startedAt = admission.at
     let result: T
     try {
       result = await fn(signal)
     } catch (err) {
-      admission.settle(classifyOutcome(isSuccessful, true, err, signal), this.clock.now() - startedAt, err)
+      const now = this.clock.now()
+      admission.settle(classifyOutcome(isSuccessful, true, err, signal), now - startedAt, err, now)
       throw err
     }
-    admission.settle(classifyOutcome(isSuccessful, false, undefined, signal), this.clock.now() - startedAt)
+    const now = this.clock.now()
+    admission.settle(classifyOutcome(isSuccessful, false, undefined, signal), now - startedAt, undefined, now)
     return result
   }
 
