@@ -91,3 +91,16 @@ export class ResponseDeadlineError extends Error {
     this.name = 'ResponseDeadlineError'
   }
 }
+
+/**
+ * A snapshot given to `restore()` or as `initialState` is malformed or from a later version. The
+ * message names the path of the bad part (`initialState.peers[3].openUntil`) and what it got.
+ */
+export class InvalidSnapshotError extends Error {
+  static override name = 'InvalidSnapshotError'
+
+  constructor (message = 'invalid snapshot') {
+    super(message)
+    this.name = 'InvalidSnapshotError'
+  }
+}

@@ -62,7 +62,7 @@ export { BitswapProtectionManager, defaultProtectionConfig } from './protection/
 export type { ProtectionConfig, ProtectionConfigInit, ProtectionInit } from './protection/protection-manager.ts'
 // types that appear in the signatures above and below (no runtime surface)
 export type { Clock, RandomSource } from './clock.ts'
-export type { PeerSnapshot, ProtectionSnapshot, PeerStatus, OverallStatus, CircuitStateCounts, TransitionEvent } from './protection/types.ts'
+export type { PeerSnapshot, ProtectionSnapshot, RestoreOptions, RestoreStats, PeerStatus, OverallStatus, CircuitStateCounts, TransitionEvent } from './protection/types.ts'
 export type { HealthSnapshot, HealthStats } from './health/health-monitor.ts'
 export type { RecoveryState, RecoveryStats } from './recovery/recovery-manager.ts'
 export type { LocalSuspicionChange } from './protection/population-guard.ts'

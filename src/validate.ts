@@ -1,4 +1,6 @@
 import { InvalidConfigError } from './errors.ts'
+import { MAX_PEERS_LIMIT } from './peers/config.ts'
+import type { Clock } from './clock.ts'
 
 /**
  * Config validation helpers. Every option is checked once, at construction, and a bad value throws
@@ -142,6 +144,34 @@ export function section<T extends object> (path: string, value: T | undefined): 
 /** `prefix` + `field`, where an empty prefix is the top level */
 export function pathOf (prefix: string, field: string): string {
   return prefix === '' ? field : `${prefix}.${field}`
+}
+
+/** A clock is an object with a `now()` function (`Date.now`-like); `undefined` takes `fallback` */
+export function optionalClock (path: string, value: unknown, fallback: Clock): Clock {
+  if (value === undefined) {
+    return fallback
+  }
+  if (value === null || typeof value !== 'object' || typeof (value as Partial<Clock>).now !== 'function') {
+    throw new InvalidConfigError(`${path} must be an object with a now() function, got ${describe(value)}`)
+  }
+  return value as Clock
+}
+
+/**
+ * The second argument of the engine classes (`clock`, `random`, a shared `registry`, and the
+ * `maxPeers` / `idleTimeout` of a table of their own), checked like any option
+ */
+export function checkEngineOptions (options: unknown, path: string = 'options'): void {
+  const o = section(path, options as object | undefined) as Record<string, unknown>
+  if (o.clock !== undefined) {
+    optionalClock(pathOf(path, 'clock'), o.clock, { now: Date.now })
+  }
+  optionalFunction(pathOf(path, 'random'), o.random, undefined)
+  optionalNumber(pathOf(path, 'maxPeers'), o.maxPeers, 0, { min: 1, max: MAX_PEERS_LIMIT, integer: true })
+  optionalNumber(pathOf(path, 'idleTimeout'), o.idleTimeout, 0, { min: 0, off: true })
+  if (o.registry !== undefined && typeof (o.registry as { attach?: unknown } | null)?.attach !== 'function') {
+    throw new InvalidConfigError(`${pathOf(path, 'registry')} must be a PeerTable, got ${describe(o.registry)}`)
+  }
 }
 
 // -- the older helpers, kept for components that check their own options --

@@ -5,6 +5,7 @@ import { PeerRecord } from '../peers/peer-record.ts'
 import { resolveCircuitBreakerConfig } from './config.ts'
 import { BreakerCore, TransitionReason } from './core.ts'
 import { abortErrorFor, runAdmitted } from './execute.ts'
+import { checkEngineOptions } from '../validate.ts'
 import type { CircuitBreakerConfig, Counts, ResolvedCircuitBreakerConfig } from './config.ts'
 import type { ExecuteOptions, ProtectedFunction } from './execute.ts'
 import type { Clock, RandomSource } from '../clock.ts'
@@ -51,6 +52,7 @@ export class CircuitBreaker {
     }
     this.name = name
     this.config = resolveCircuitBreakerConfig(config)
+    checkEngineOptions(options)
     this.clock = options.clock ?? systemClock
     this.core = new BreakerCore({
       config: this.config,

@@ -6,6 +6,7 @@ import { CircuitState } from '../states.ts'
 import { resolveCircuitBreakerConfig } from './config.ts'
 import { BreakerCore, TransitionReason } from './core.ts'
 import { abortErrorFor, runAdmitted, runUnprotected } from './execute.ts'
+import { checkEngineOptions } from '../validate.ts'
 import type { StateChangeEvent } from './circuit-breaker.ts'
 import type { CircuitBreakerConfig, Counts, ResolvedCircuitBreakerConfig } from './config.ts'
 import type { ExecuteOptions, ProtectedFunction } from './execute.ts'
@@ -65,6 +66,7 @@ export class BitswapCircuitBreaker {
 
   constructor (config: CircuitBreakerConfig = {}, options: BitswapCircuitBreakerOptions = {}) {
     this.config = resolveCircuitBreakerConfig(config)
+    checkEngineOptions(options)
     this.clock = options.clock ?? options.registry?.clock ?? systemClock
     this.registry = options.registry ?? new PeerTable({
       maxPeers: options.maxPeers,

@@ -5,6 +5,7 @@ import { PeerTable } from '../peers/peer-table.ts'
 import { HealthStatus, Outcome } from '../states.ts'
 import { resolveHealthMonitorConfig } from './config.ts'
 import { DEGRADED, HEALTHY, HealthWindow, UNHEALTHY, addSample, computeStatus, isLive, restart, successRate } from './health-window.ts'
+import { checkEngineOptions } from '../validate.ts'
 import type { HealthMonitorConfig, ResolvedHealthMonitorConfig } from './config.ts'
 import type { Clock } from '../clock.ts'
 import type { Disposable, Listener } from '../event.ts'
@@ -106,6 +107,7 @@ export class HealthMonitor {
 
   constructor (config: HealthMonitorConfig = {}, options: HealthMonitorOptions = {}) {
     this.config = resolveHealthMonitorConfig(config)
+    checkEngineOptions(options)
     this.clock = options.clock ?? options.registry?.clock ?? systemClock
     const shared = options.registry
     this.registry = shared ?? new PeerTable({

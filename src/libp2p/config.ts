@@ -14,9 +14,7 @@ import {
 import { systemClock } from '../clock.ts'
 import { InvalidConfigError } from '../errors.ts'
 import { resolveProtectionConfig } from '../protection/config.ts'
-import { describe, optionalBoolean, optionalFunction, optionalNumber, optionalStrings, pathOf, section } from '../validate.ts'
-import { DEFAULT_BITSWAP_PROTOCOLS, DEFAULT_RAMP_CONCURRENCY, DEFAULT_RESPONSE_DEADLINE } from './constants.ts'
-import { DEFAULT_MAX_INBOUND_BYTES_PER_SECOND, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER } from './inbound-limits.ts'
+import { describe, optionalBoolean, optionalClock, optionalFunction, optionalNumber, optionalStrings, pathOf, section } from '../validate.ts'
 import type { Clock, RandomSource } from '../clock.ts'
 import type { BitswapCircuitBreakerInit } from '../index.ts'
 import type { ResolvedProtectionConfig } from '../protection/config.ts'
@@ -27,9 +25,72 @@ import type { ProtectionSnapshot } from '../protection/protection-manager.ts'
  * too) is checked here, before the service builds anything, so a bad value throws
  * `InvalidConfigError` naming its full path (`observe.maxMessageSize`) and no part of the service
  * was created, installed or started. The parts are then handed to the components as they are.
+ * Every default of the libp2p/ folder is here, with where its number came from; the want ledger's
+ * are in bitswap/want-ledger-init.ts.
  */
 
-// -- open-stream deadlines (research/openstream-deadline.md: the adaptive+identify setting) --
+// -- the service --
+
+/** Every Bitswap protocol id: @helia/bitswap 4 dials only 1.2.0, but other implementations speak the older ones */
+export const DEFAULT_BITSWAP_PROTOCOLS: readonly string[] = [
+  '/ipfs/bitswap/1.2.0',
+  '/ipfs/bitswap/1.1.0',
+  '/ipfs/bitswap/1.0.0',
+  '/ipfs/bitswap'
+]
+
+/**
+ * The least time a peer gets to finish (close its side of) one of our outbound Bitswap streams
+ * before it counts as stalling. A Helia provider closes its side as soon as its handler runs; boxo
+ * closes after reading our message. The effective deadline is twice the peer's open deadline when
+ * that is longer.
+ */
+export const DEFAULT_RESPONSE_DEADLINE = 2_000
+
+/**
+ * The recovery ramp's ceiling: a recovering peer may have `rate × this` outbound Bitswap opens at
+ * once (at least one); more wait (see ramp-limiter.ts)
+ */
+export const DEFAULT_RAMP_CONCURRENCY = 4
+
+// -- inbound limits (observe.*) --
+
+/**
+ * Concurrent inbound Bitswap streams one peer may hold. @helia/bitswap opens one stream per
+ * message and closes it, so an honest peer rarely holds more than a few; helia itself allows 1024
+ * per connection, which lets one peer pin that many idle streams for its 10 s idle timeout.
+ */
+export const DEFAULT_MAX_INBOUND_STREAMS_PER_PEER = 32
+
+/**
+ * Inbound Bitswap bytes per second from one peer. Generous on purpose: it also carries the blocks
+ * we asked for, and a provider on a fast LAN must not be cut off; this is a backstop against
+ * floods (unrequested data is counted against the sender separately).
+ */
+export const DEFAULT_MAX_INBOUND_BYTES_PER_SECOND = 64 * 1024 * 1024
+
+// -- open streams (openStream.*) --
+
+/** Error names from the inner open that do not count against the peer (openStream.neutralErrors) */
+export const DEFAULT_NEUTRAL_OPEN_ERRORS: readonly string[] = [
+  // someone else's abort (shutdown, a signal inside libp2p)
+  'AbortError',
+  // the peer does not speak Bitswap: not a health problem
+  'UnsupportedProtocolError',
+  // our own decisions and limits
+  'DialDeniedError',
+  'CircuitOpenError',
+  'TooManyRequestsError',
+  'RecoveryThrottledError',
+  'TooManyOutboundProtocolStreamsError',
+  'LimitedConnectionError',
+  'NotStartedError',
+  'InvalidParametersError',
+  // we know no address for the peer: a routing problem, not the peer's
+  'NoValidAddressesError'
+]
+
+// open-stream deadlines: research/openstream-deadline.md, its adaptive+identify setting
 /** A peer with no samples, identify time or RTT gets this long to open a stream, ms (the experiment's fixed deadline) */
 export const DEFAULT_OPEN_COLD_DEADLINE = 1_000
 /** Before samples: this x the identify time on the connection (the experiment's 4x) */
@@ -113,7 +174,7 @@ export function resolveServiceConfig (init: BitswapCircuitBreakerInit = {}): Res
     observe: resolveObserveConfig(init.observe),
     openStream: resolveOpenStreamConfig(init.openStream),
     initialState: init.initialState,
-    clock: resolveClock('clock', init.clock),
+    clock: optionalClock('clock', init.clock, systemClock),
     random: optionalFunction<RandomSource | undefined>('random', init.random, undefined)
   }
 }
@@ -146,7 +207,7 @@ export function resolveOpenStreamConfig (init: BitswapCircuitBreakerInit['openSt
   const o = section(path, init)
   const at = (field: string): string => pathOf(path, field)
   if (o.clock !== undefined) {
-    resolveClock(at('clock'), o.clock)
+    optionalClock(at('clock'), o.clock, systemClock)
   }
   const minSamples = optionalNumber(at('minSamples'), o.minSamples, DEFAULT_OPEN_MIN_SAMPLES, { min: 1, max: 1024, integer: true })
   const minDeadline = optionalNumber(at('minDeadline'), o.minDeadline, DEFAULT_OPEN_MIN_DEADLINE, { min: 0, max: MAX_TIMER, minExclusive: true })
@@ -167,19 +228,13 @@ export function resolveOpenStreamConfig (init: BitswapCircuitBreakerInit['openSt
   return resolved
 }
 
-/** A clock is an object with a `now()` function (`Date.now`-like) */
-function resolveClock (path: string, value: unknown): Clock {
-  if (value === undefined) {
-    return systemClock
-  }
-  if (value === null || typeof value !== 'object' || typeof (value as Partial<Clock>).now !== 'function') {
-    throw new InvalidConfigError(`${path} must be an object with a now() function, got ${describe(value)}`)
-  }
-  return value as Clock
-}
-
 function protocolId (value: unknown): string | undefined {
   return typeof value === 'string' && value.startsWith('/') ? value : undefined
+}
+
+/** Whether a string parses as a peer id (a snapshot's peers are checked with it) */
+export function isPeerIdString (value: string): boolean {
+  return peerIdString(value) !== undefined
 }
 
 /** A PeerId, or a string that parses as one: a typo must not silently leave a peer gated */

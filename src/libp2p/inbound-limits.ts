@@ -1,4 +1,5 @@
 import { checkNumber } from '../validate.ts'
+import { DEFAULT_MAX_INBOUND_BYTES_PER_SECOND, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER } from './config.ts'
 
 /**
  * Per-peer caps on what a peer may push at us over inbound Bitswap streams: how many streams it
@@ -6,20 +7,6 @@ import { checkNumber } from '../validate.ts'
  * record per peer; time is passed in and the byte budget is refilled lazily from timestamps, so
  * no timer runs per peer.
  */
-
-/**
- * Concurrent inbound Bitswap streams one peer may hold. @helia/bitswap opens one stream per
- * message and closes it, so an honest peer rarely holds more than a few; helia itself allows 1024
- * per connection, which lets one peer pin that many idle streams for its 10 s idle timeout.
- */
-export const DEFAULT_MAX_INBOUND_STREAMS_PER_PEER = 32
-
-/**
- * Inbound Bitswap bytes per second from one peer. Generous on purpose: it also carries the blocks
- * we asked for, and a provider on a fast LAN must not be cut off; this is a backstop against
- * floods (unrequested data is counted against the sender separately).
- */
-export const DEFAULT_MAX_INBOUND_BYTES_PER_SECOND = 64 * 1024 * 1024
 
 export interface InboundLimitsInit {
   /**

@@ -24,25 +24,6 @@ export interface OpenStreamGuardComponents {
   logger: ComponentLogger
 }
 
-/** Error names from the inner open that do not count against the peer */
-export const DEFAULT_NEUTRAL_OPEN_ERRORS: readonly string[] = [
-  // someone else's abort (shutdown, a signal inside libp2p)
-  'AbortError',
-  // the peer does not speak Bitswap: not a health problem
-  'UnsupportedProtocolError',
-  // our own decisions and limits
-  'DialDeniedError',
-  'CircuitOpenError',
-  'TooManyRequestsError',
-  'RecoveryThrottledError',
-  'TooManyOutboundProtocolStreamsError',
-  'LimitedConnectionError',
-  'NotStartedError',
-  'InvalidParametersError',
-  // we know no address for the peer: a routing problem, not the peer's
-  'NoValidAddressesError'
-]
-
 export interface OpenStreamGuardInit {
   /**
    * Protocols whose opens are guarded

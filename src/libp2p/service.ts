@@ -1,36 +1,28 @@
 import { serviceCapabilities, TypedEventEmitter } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { BitswapProtectionManager } from '../protection/protection-manager.ts'
-import { CircuitState, Outcome } from '../states.ts'
-import { REJECTED_OPEN, UNTRACKED_PERMIT } from '../breaker/permit.ts'
-import { TransitionReason } from '../breaker/core.ts'
+import { BitswapProtectionManager, isTrip } from '../protection/protection-manager.ts'
+import { CircuitState } from '../states.ts'
+import { isPeerIdString, resolveServiceConfig } from './config.ts'
 import { SERVICE_NAME } from './constants.ts'
 import { DeadlineScheduler } from './deadline-scheduler.ts'
-import { ServiceMetrics } from './metrics.ts'
-import { BitswapObserver } from './observer.ts'
 import { wrapGater } from './gater.ts'
+import { PeerIsolation } from './isolation.ts'
+import { ServiceMetrics } from './metrics.ts'
 import { installMiddleware } from './middleware.ts'
-import { OpenStreamGuard } from './open-stream-guard.ts'
-import { watchStream } from './stream-watch.ts'
 import { RampLimiter } from './ramp-limiter.ts'
+import { StreamGate } from './stream-gate.ts'
 import { patchMiddlewarePileup } from './upstream.ts'
-import { InboundLimitError } from '../errors.ts'
-import { resolveServiceConfig } from './config.ts'
 import type { BitswapCircuitBreakerComponents, BitswapCircuitBreakerEvents, BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail, ServicePeerStatus, ServiceStatus } from '../index.ts'
-import { isTrip } from '../protection/protection-manager.ts'
 import type { PeerSnapshot, PeerStatus, ProtectionSnapshot, TransitionEvent } from '../protection/protection-manager.ts'
 import type { PeerLike } from '../peers/peer-key.ts'
-import type { AbuseReason, ObserverSink } from './observer.ts'
-import type { RejectionReason } from './metrics.ts'
 import type { LocalSuspicionChange } from '../protection/population-guard.ts'
-import type { OpenStreamGate } from './open-stream-init.ts'
-import type { StreamOutcomeSink } from './stream-watch.ts'
-import type { Admission, Permit, Rejection } from '../breaker/permit.ts'
-import type { Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
+import type { Logger, PeerId, Startable } from '@libp2p/interface'
 
 /**
  * The libp2p service: sits between the network and the real Bitswap handler and decides, per peer,
- * whether each Bitswap stream (both directions) and each dial may proceed.
+ * whether each Bitswap stream (both directions) and each dial may proceed. It installs the parts on
+ * start and takes them out on stop, relays the engine's events, and answers status queries; the
+ * per-stream decisions are in stream-gate.ts, what happens to an isolated peer in isolation.ts.
  *
  * - Inbound and outbound Bitswap streams pass through our stream middleware, which admits or refuses
  *   them and watches how they end (see stream-watch.ts).
@@ -39,7 +31,7 @@ import type { Connection, Logger, PeerId, Startable, Stream } from '@libp2p/inte
  * - Dials to a peer whose circuit is OPEN are denied through the node's own gater (gater.ts), and
  *   opening a circuit hangs up the peer, because the gater is not consulted while a connection exists.
  */
-export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreakerEvents> implements Startable, BitswapCircuitBreakerService, OpenStreamGate, StreamOutcomeSink, ObserverSink {
+export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreakerEvents> implements Startable, BitswapCircuitBreakerService {
   readonly [Symbol.toStringTag] = SERVICE_NAME
   readonly [serviceCapabilities]: string[] = ['@ipfs/bitswap-circuit-breaker']
 
@@ -47,19 +39,13 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   private readonly components: BitswapCircuitBreakerComponents
   private readonly log: Logger
   private readonly protocols: readonly string[]
-  private readonly disconnectOnOpen: boolean
   private readonly redialOnHalfOpen: boolean
-  private readonly minResponseDeadline: number
-  private readonly streams = { inbound: 0, outbound: 0, refusedInbound: 0, refusedOutbound: 0 }
-  private readonly allowlist: Set<string>
   private readonly scheduler: DeadlineScheduler
-  private readonly guard: OpenStreamGuard
+  private readonly gate: StreamGate
+  private readonly isolation: PeerIsolation
   private readonly ramp: RampLimiter
   private readonly rampConcurrency: number
-  private readonly observer: BitswapObserver | undefined
   private readonly metrics: ServiceMetrics
-  /** With message observation a clean close is no evidence: answers are (see observer.ts) */
-  private readonly cleanClose: Outcome
   private suspicionCheck = 0
   private restored: PeerSnapshot[] = []
   private undo: Array<() => void> = []
@@ -73,23 +59,11 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     // every option is checked before anything is built: a bad one throws and nothing was installed
     const config = resolveServiceConfig(init)
     this.protocols = config.protocols
-    this.disconnectOnOpen = config.disconnectOnOpen
     this.redialOnHalfOpen = config.redialOnHalfOpen
-    this.minResponseDeadline = config.responseDeadline
-    this.allowlist = config.allowlist
     this.protection = new BitswapProtectionManager(config.protection, { clock: config.clock, random: config.random })
     this.scheduler = new DeadlineScheduler({ clock: this.protection.clock })
-    this.guard = new OpenStreamGuard(components, this, {
-      ...config.openStream,
-      protocols: this.protocols,
-      scheduler: this.scheduler
-    })
     this.rampConcurrency = config.rampConcurrency
     this.ramp = new RampLimiter(this.rampLimit)
-    this.observer = config.observeMessages
-      ? new BitswapObserver({ ...config.observe, clock: this.protection.clock, scheduler: this.scheduler }, this)
-      : undefined
-    this.cleanClose = this.observer == null ? Outcome.SUCCESS : Outcome.NEUTRAL
     this.metrics = new ServiceMetrics(components.metrics, {
       circuitStates: () => this.protection.getOverallStatus().circuitStates,
       healthStates: () => {
@@ -98,10 +72,14 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       },
       localNetworkSuspected: () => this.protection.populationGuard.check(this.protection.clock.now()) ? 1 : 0
     })
+    this.gate = new StreamGate(components, config, this.protection, this.scheduler, this.metrics, this.log)
+    this.isolation = new PeerIsolation(components.connectionManager, config, this.protection, this.gate.guard, this.scheduler, this.log)
     this.bridgeEngineEvents()
-    if (init.initialState != null) {
-      this.protection.restore(init.initialState)
-      this.restored = init.initialState.peers
+    if (config.initialState !== undefined) {
+      // checked before anything is installed: a bad snapshot throws InvalidSnapshotError here
+      const { entries, stats } = this.protection.restore(config.initialState, { path: 'initialState', isValidPeer: isPeerIdString })
+      this.restored = entries
+      this.log('initialState: restored %d peers; skipped %d invalid peer ids and %d duplicates, dropped %d whose open time had ended and %d over half the peer table', stats.restored, stats.invalidPeers, stats.duplicates, stats.expired, stats.overCapacity)
     }
   }
 
@@ -197,24 +175,26 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     this.upstreamWorkaround = upstream.applied ? 'applied' : 'not-needed'
     this.undo = [
       upstream.restore,
-      installMiddleware(registrar, this.protocols, this.onStream),
-      wrapGater(connectionGater, this.denies)
+      installMiddleware(registrar, this.protocols, this.gate.onStream),
+      wrapGater(connectionGater, this.gate.denies)
     ]
-    this.guard.start()
-    this.undo.push(() => { this.guard.stop() })
+    const { guard } = this.gate
+    guard.start()
+    this.undo.push(() => { guard.stop() })
     // outermost, so a waiting open is not yet timed by the guard: the wait is ours, not the peer's
     this.undo.push(this.ramp.wrap(this.components.connectionManager, this.protocols))
     const { events } = this.components
     events.addEventListener('peer:disconnect', this.onDisconnect)
     this.undo.push(() => { events.removeEventListener('peer:disconnect', this.onDisconnect) })
     this.started = true
+    this.isolation.running = true
     this.log('started on %s, upstream middleware workaround %s', this.protocols.join(', '), this.upstreamWorkaround)
     // peers restored OPEN from `initialState` get their half-open redial like any other
     if (this.redialOnHalfOpen) {
       for (const entry of this.restored) {
         const peer = toPeerId(entry.peer)
         if (peer != null && entry.state === CircuitState.OPEN && !entry.isolated) {
-          this.scheduleProbe(peer)
+          this.isolation.scheduleProbe(peer)
         }
       }
     }
@@ -229,10 +209,11 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       undo()
     }
     this.undo = []
-    this.observer?.stop()
+    this.gate.observer?.stop()
     this.scheduler.stop()
     this.suspicionCheck = 0
     this.started = false
+    this.isolation.running = false
     this.log('stopped')
   }
 
@@ -250,8 +231,8 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     const id = typeof peer === 'string' ? undefined : peer
     return {
       ...status,
-      openDeadline: id == null ? undefined : this.guard.deadlineFor(id),
-      wantDeadline: id == null || this.observer == null ? undefined : this.observer.deadlineFor(id)
+      openDeadline: id == null ? undefined : this.gate.guard.deadlineFor(id),
+      wantDeadline: id == null || this.gate.observer == null ? undefined : this.gate.observer.deadlineFor(id)
     }
   }
 
@@ -264,7 +245,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   release (peer: PeerId): void {
     this.protection.release(peer)
     if (this.started && this.redialOnHalfOpen) {
-      this.scheduleProbe(peer)
+      this.isolation.scheduleProbe(peer)
     }
   }
 
@@ -276,160 +257,14 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   getOverallStatus (): ServiceStatus {
     return {
       ...this.protection.getOverallStatus(),
-      streams: { ...this.streams },
+      streams: { ...this.gate.streams },
       upstreamMiddlewareWorkaround: this.upstreamWorkaround
     }
   }
 
-  private countRefusal (outbound: boolean, rejection: Rejection): void {
-    if (outbound) {
-      this.streams.refusedOutbound++
-    } else {
-      this.streams.refusedInbound++
-    }
-    this.metrics.rejection(outbound ? 'outbound' : 'inbound', REJECTION_LABELS[rejection.reason])
-  }
-
-  /**
-   * Stream middleware, run for every Bitswap stream in both directions after protocol negotiation.
-   * Throwing refuses the stream: outbound, `dialProtocol` rejects with our error; inbound, libp2p
-   * aborts the stream before the handler runs. Never return without calling `next` or throwing: an
-   * outbound `dialProtocol` would hang forever.
-   */
-  private readonly onStream = (stream: Stream, connection: Connection, next: (stream: Stream, connection: Connection) => void): void => {
-    const peer = connection.remotePeer
-    const outbound = stream.direction === 'outbound'
-    // outbound opens that went through `openStream` were admitted (and are watched) by the guard
-    if (outbound && this.guard.inFlight(peer) > 0) {
-      next(this.observer?.wrapOutbound(stream, peer) ?? stream, connection)
-      return
-    }
-    if (outbound) {
-      this.streams.outbound++
-    } else {
-      this.streams.inbound++
-    }
-    if (this.allowed(peer)) {
-      next(stream, connection)
-      return
-    }
-    if (!outbound && this.observer != null && !this.observer.admitInbound(peer)) {
-      this.streams.refusedInbound++
-      this.abuse(peer, 'inbound_streams')
-      throw new InboundLimitError('too many concurrent inbound Bitswap streams from this peer')
-    }
-    if (!outbound && this.observer != null && this.protection.circuitState(peer) === CircuitState.HALF_OPEN) {
-      // answers to our probes: the quota is for what we ask, and these streams carry the evidence.
-      // Checked before admission on purpose: an admitted inbound stream would hold a probe permit
-      // until it closes, and the answer verdicts it carries would then find the quota used up.
-      next(this.observer.wrapInbound(stream, peer), connection)
-      return
-    }
-    // the recovery ramp limits concurrent opens (ramp-limiter.ts) instead of refusing streams
-    const now = this.protection.clock.now()
-    const admission = this.protection.admit(peer, false, now)
-    if (!admission.admitted) {
-      this.countRefusal(outbound, admission)
-      throw admission.error
-    }
-    if (admission.tracked) {
-      if (outbound) {
-        watchStream(stream, admission, now, this.protection.clock, this, this.cleanClose, this.scheduler, now + this.responseDeadline(peer))
-      } else {
-        watchStream(stream, admission, now, this.protection.clock, this, this.cleanClose)
-      }
-    }
-    if (this.observer == null) {
-      next(stream, connection)
-    } else {
-      next(outbound ? this.observer.wrapOutbound(stream, peer) : this.observer.wrapInbound(stream, peer), connection)
-    }
-  }
-
-  /** How long a peer may take to finish an outbound stream: generous, never below `responseDeadline` */
-  private responseDeadline (peer: PeerId): number {
-    return Math.max(this.minResponseDeadline, 2 * this.guard.deadlineFor(peer))
-  }
-
-  /** Trusted peers are never gated (the common case, an empty allowlist, costs one size check) */
-  private allowed (peer: PeerId): boolean {
-    return this.allowlist.size > 0 && this.allowlist.has(peer.toString())
-  }
-
   /** Wants still open to a peer that went away will never be answered: not its fault */
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
-    this.observer?.removePeer(evt.detail)
-  }
-
-  /** Gater decision: an OPEN circuit denies dials and new inbound connections */
-  private readonly denies = (peer: PeerId): boolean => {
-    if (this.protection.circuitState(peer) !== CircuitState.OPEN || this.allowed(peer)) {
-      return false
-    }
-    this.metrics.rejection('dial', 'open')
-    return true
-  }
-
-  // -- OpenStreamGate: outbound opens timed by the guard --
-
-  admit (peer: PeerId): Admission {
-    if (this.allowed(peer)) {
-      return UNTRACKED_PERMIT
-    }
-    return this.protection.admit(peer, false)
-  }
-
-  rejection (rejection: Rejection): Error {
-    this.countRefusal(true, rejection)
-    return rejection.error
-  }
-
-  opened (permit: Permit, peer: PeerId, stream: Stream, openMs: number): void {
-    this.streams.outbound++
-    if (permit.tracked) {
-      const now = this.protection.clock.now()
-      watchStream(stream, permit, now - openMs, this.protection.clock, this, this.cleanClose, this.scheduler, now + this.responseDeadline(peer))
-    }
-  }
-
-  failed (permit: Permit, peer: PeerId, outcome: Outcome, openMs: number, err: Error): void {
-    if (!permit.tracked) {
-      return
-    }
-    permit.settle(outcome, openMs, err)
-    if (err.name === 'OpenStreamDeadlineError' && !this.guard.hasOpened(peer)) {
-      // A peer that never completed a Bitswap open on this connection and now misses a deadline
-      // derived from its own identify time is blackholing: waiting for two more misses costs every
-      // want one deadline each (Helia's wantlist rounds wait for every peer's send)
-      this.protection.trip(peer, TransitionReason.OPEN_DEADLINE)
-    }
-  }
-
-  // -- StreamOutcomeSink --
-
-  settleStream (permit: Permit, outcome: Outcome, latencyMs: number, err: Error | undefined, now: number): void {
-    permit.settle(outcome, latencyMs, err, now)
-  }
-
-  // -- ObserverSink: message-level verdicts --
-
-  verdict (peer: PeerId, outcome: Outcome, latencyMs: number, err?: Error): void {
-    if (outcome === Outcome.FAILURE) {
-      this.metrics.miss()
-    } else {
-      this.metrics.answer(latencyMs)
-    }
-    if (!this.allowed(peer)) {
-      this.protection.observe(peer, outcome, latencyMs, err)
-    }
-  }
-
-  abuse (peer: PeerId, reason: AbuseReason, err?: Error): void {
-    this.metrics.rejection('inbound', ABUSE_LABELS[reason])
-    this.log('%p broke the rules: %s', peer, reason)
-    if (!this.allowed(peer)) {
-      this.protection.observe(peer, Outcome.FAILURE, 0, err ?? new InboundLimitError(reason))
-    }
+    this.gate.observer?.removePeer(evt.detail)
   }
 
   // -- circuit transitions --
@@ -447,93 +282,13 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       }
       this.safeDispatchEvent('circuit:open', { detail })
       // side effects after the engine has finished its transition (we are inside its callback)
-      queueMicrotask(() => { this.isolatePeer(peer) })
+      queueMicrotask(() => { this.isolation.isolate(peer) })
     } else if (evt.to === CircuitState.HALF_OPEN) {
       this.safeDispatchEvent('circuit:half-open', { detail })
     } else {
       this.safeDispatchEvent('circuit:close', { detail })
     }
   }
-
-  /**
-   * A circuit just opened: cancel the peer's in-flight opens (they hold slots of Bitswap's shared
-   * send queue and would stall sends to every other peer), and hang up so the gater decides when it
-   * may come back. Helia re-sends its whole wantlist on reconnect, so the redial is the probe.
-   */
-  private isolatePeer (peer: PeerId): void {
-    if (!this.started) {
-      return
-    }
-    const cancelled = this.guard.cancelPeer(peer, REJECTED_OPEN.error)
-    if (cancelled > 0) {
-      this.log.trace('cancelled %d in-flight opens to %p', cancelled, peer)
-    }
-    if (!this.disconnectOnOpen) {
-      return
-    }
-    const connections = this.components.connectionManager.getConnections(peer)
-    if (connections.length === 0) {
-      return
-    }
-    for (const connection of connections) {
-      connection.abort(REJECTED_OPEN.error)
-    }
-    if (this.redialOnHalfOpen) {
-      this.scheduleProbe(peer)
-    }
-  }
-
-  /** Redial when the open duration ends (an isolated circuit has none: `release` schedules it) */
-  private scheduleProbe (peer: PeerId): void {
-    const at = this.protection.openUntil(peer)
-    if (Number.isFinite(at)) {
-      this.scheduler.schedule(at, () => { this.probe(peer) })
-    }
-  }
-
-  /** The open duration has passed: redial once, as the half-open probe */
-  private probe (peer: PeerId): void {
-    if (!this.started) {
-      return
-    }
-    const state = this.protection.circuitState(peer)
-    if (state === CircuitState.OPEN) {
-      // tripped again meanwhile: try when the new open duration ends
-      this.scheduleProbe(peer)
-      return
-    }
-    if (state !== CircuitState.HALF_OPEN) {
-      return
-    }
-    if (this.components.connectionManager.getConnections(peer).length > 0) {
-      return
-    }
-    const admission = this.protection.admit(peer, false)
-    if (!admission.admitted || !admission.tracked) {
-      return
-    }
-    const startedAt = this.protection.clock.now()
-    this.components.connectionManager.openConnection(peer)
-      .then(() => {
-        admission.settle(Outcome.SUCCESS, this.protection.clock.now() - startedAt)
-      }, (err: Error) => {
-        this.log('half-open redial of %p failed - %e', peer, err)
-        admission.settle(Outcome.FAILURE, this.protection.clock.now() - startedAt, err)
-      })
-  }
-}
-
-const REJECTION_LABELS: Record<Rejection['reason'], RejectionReason> = {
-  open: 'open',
-  'half-open-full': 'half_open',
-  recovery: 'recovery'
-}
-
-const ABUSE_LABELS: Record<AbuseReason, RejectionReason> = {
-  protocol_error: 'protocol_error',
-  unrequested: 'unrequested',
-  inbound_streams: 'stream_limit',
-  inbound_bytes: 'byte_limit'
 }
 
 /** The engine keeps peers as they were first given: a string after a restore from a snapshot */

@@ -5,6 +5,7 @@ import { TransitionReason } from '../breaker/core.ts'
 import { BitswapCircuitBreaker } from '../breaker/per-peer.ts'
 import { REJECTED_RECOVERY, UNTRACKED_PERMIT } from '../breaker/permit.ts'
 import { EventEmitter } from '../event.ts'
+import { DEFAULT_MAX_PEERS } from '../peers/config.ts'
 import { HealthMonitor } from '../health/health-monitor.ts'
 import { PeerTable } from '../peers/peer-table.ts'
 import { RecoveryManager } from '../recovery/recovery-manager.ts'
@@ -13,9 +14,12 @@ import { defaultReadyToTrip } from '../breaker/config.ts'
 import { AutoTune } from './auto-tune.ts'
 import { resolveProtectionConfig } from './config.ts'
 import { PopulationGuard } from './population-guard.ts'
+import { prepareSnapshot, SNAPSHOT_VERSION } from './snapshot.ts'
+import { checkEngineOptions } from '../validate.ts'
+import type { PreparedSnapshot } from './snapshot.ts'
 import type { ProtectionConfigInit } from './config.ts'
 import type { LocalSuspicionChange } from './population-guard.ts'
-import type { CircuitStateCounts, OverallStatus, PeerSnapshot, PeerStatus, ProtectionManagerOptions, ProtectionSnapshot, TransitionEvent } from './types.ts'
+import type { CircuitStateCounts, OverallStatus, PeerSnapshot, PeerStatus, ProtectionManagerOptions, ProtectionSnapshot, RestoreOptions, RestoreStats, TransitionEvent } from './types.ts'
 import type { Counts } from '../breaker/config.ts'
 import type { ExecuteOptions, ProtectedFunction } from '../breaker/execute.ts'
 import type { Admission, Permit, PermitOwner } from '../breaker/permit.ts'
@@ -25,8 +29,9 @@ import type { PeerLike } from '../peers/peer-key.ts'
 import type { PeerRecord } from '../peers/peer-record.ts'
 
 export { defaultProtectionConfig } from './config.ts'
+export type { PreparedSnapshot } from './snapshot.ts'
 export type { ProtectionConfig, ProtectionConfigInit, ProtectionInit } from './config.ts'
-export type { CircuitStateCounts, OverallStatus, PeerSnapshot, PeerStatus, ProtectionManagerOptions, ProtectionSnapshot, TransitionEvent } from './types.ts'
+export type { CircuitStateCounts, OverallStatus, PeerSnapshot, PeerStatus, ProtectionManagerOptions, ProtectionSnapshot, RestoreOptions, RestoreStats, TransitionEvent } from './types.ts'
 
 /**
  * Breaker → recovery gate → the call → health record, per peer, sharing one bounded peer table.
@@ -57,11 +62,13 @@ export class BitswapProtectionManager implements PermitOwner {
   private rejectedHalfOpen = 0
   private rejectedRecovery = 0
   private trips = 0
+  private restoreStats: RestoreStats | undefined
   private closed = false
 
   constructor (init: ProtectionConfigInit = {}, options: ProtectionManagerOptions = {}) {
     // resolved once, up front: an error names the field by its full path and nothing is built
     const resolved = resolveProtectionConfig(init)
+    checkEngineOptions(options)
     this.clock = options.clock ?? systemClock
     this.registry = new PeerTable({ maxPeers: resolved.maxPeers, idleTimeout: resolved.idleTimeout, clock: this.clock })
     this.circuitBreaker = new BitswapCircuitBreaker(resolved.circuitBreaker, { clock: this.clock, random: options.random, registry: this.registry })
@@ -302,28 +309,40 @@ export class BitswapProtectionManager implements PermitOwner {
         isolated
       })
     })
-    return { version: 1, takenAt: now, peers }
+    return { version: SNAPSHOT_VERSION, takenAt: now, peers }
   }
 
   /**
-   * Restores a snapshot: OPEN circuits stay OPEN until their original time (HALF_OPEN at once if it
-   * has passed), isolations are held again, backoff levels carry over. Peers are keyed by string,
-   * so events for restored peers carry the string until a PeerId is seen.
+   * Restores a snapshot: OPEN circuits stay OPEN until their original time (cut to `maxTimeout`
+   * from now), isolations are held again, backoff levels carry over. The snapshot is checked first
+   * (see snapshot.ts): a malformed one throws `InvalidSnapshotError` and nothing is restored; at
+   * most half the peer table is taken, newest trips first. Peers are keyed by string, so events for
+   * restored peers carry the string until a PeerId is seen.
    */
-  restore (snapshot: ProtectionSnapshot): void {
+  restore (snapshot: ProtectionSnapshot, options: RestoreOptions = {}): PreparedSnapshot {
     const now = this.clock.now()
+    const maxPeers = this.registry.maxPeers
+    const prepared = prepareSnapshot(snapshot, {
+      now,
+      path: options.path,
+      capacity: Math.floor(maxPeers / 2),
+      maxEntries: Math.max(maxPeers, DEFAULT_MAX_PEERS),
+      breaker: this.circuitBreaker.config,
+      isValidPeer: options.isValidPeer
+    })
     const core = this.circuitBreaker.core
-    for (const entry of snapshot.peers) {
+    for (const entry of prepared.entries) {
       const record = this.registry.get(entry.peer, now)
       if (record === undefined) {
         continue
       }
-      const state = entry.state === CircuitState.OPEN || entry.state === CircuitState.HALF_OPEN ? entry.state : CircuitState.CLOSED
-      core.restore(record, now, state, entry.openUntil, entry.backoffLevel, TransitionReason.RESTORED)
+      core.restore(record, now, entry.state, entry.openUntil, entry.backoffLevel, TransitionReason.RESTORED)
       if (entry.isolated) {
         core.isolate(record, now)
       }
     }
+    this.restoreStats = prepared.stats
+    return prepared
   }
 
   getPeerStatus (peer: PeerLike): PeerStatus {
@@ -369,6 +388,7 @@ export class BitswapProtectionManager implements PermitOwner {
       rejected,
       trips: this.trips,
       localNetworkSuspected: this.populationGuard.check(now),
+      restored: this.restoreStats,
       isHealthy () {
         if (totalPeers === 0) {
           return true

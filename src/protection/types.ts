@@ -44,6 +44,8 @@ export interface OverallStatus {
   trips: number
   /** Most peers are failing at once: our own network is suspected and no circuit trips */
   localNetworkSuspected: boolean
+  /** What the last `restore()` (or the service's `initialState`) restored, skipped and dropped */
+  restored: RestoreStats | undefined
   /** More than 80 % of known peers healthy and fewer than 20 % of circuits open (the seed's rule, with real numbers) */
   isHealthy(): boolean
   getSummary(): string
@@ -65,6 +67,29 @@ export interface ProtectionSnapshot {
   version: 1
   takenAt: number
   peers: PeerSnapshot[]
+}
+
+export interface RestoreOptions {
+  /** How the snapshot is named in errors (default `snapshot`) */
+  path?: string
+  /** Whether a peer string names a peer; others are skipped and counted (default: any string) */
+  isValidPeer?: (peer: string) => boolean
+}
+
+/** What a restore did with the snapshot's entries (see snapshot.ts) */
+export interface RestoreStats {
+  /** Entries restored */
+  restored: number
+  /** Skipped: the peer string is not a valid peer id */
+  invalidPeers: number
+  /** Dropped: the open time had ended (or the entry was HALF_OPEN), so there was nothing to hold */
+  expired: number
+  /** Dropped: more entries than half the peer table (the oldest trips) */
+  overCapacity: number
+  /** Skipped: a second entry for a peer already restored */
+  duplicates: number
+  /** Restored with an `openUntil` cut back to `maxTimeout` from now */
+  clamped: number
 }
 
 /** A state change of one peer's circuit, with string states */

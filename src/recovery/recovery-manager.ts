@@ -4,6 +4,7 @@ import { PeerTable } from '../peers/peer-table.ts'
 import { resolveRecoveryConfig } from './config.ts'
 import { CANCELLED, COMPLETED, DEFERRED, DEFERRED_FAILED, FAILED, NONE, RECOVERING, RampState, rampEvictable, rampRate } from './ramp.ts'
 import { RecoveryPhase } from './types.ts'
+import { checkEngineOptions } from '../validate.ts'
 import type { RecoveryEvent, RecoveryFailedEvent, RecoveryFailureReason, RecoveryManagerOptions, RecoveryState, RecoveryStats } from './types.ts'
 import type { RecoveryConfig, ResolvedRecoveryConfig } from './config.ts'
 import type { Clock } from '../clock.ts'
@@ -67,6 +68,7 @@ export class RecoveryManager implements RecordKeeper {
 
   constructor (config: RecoveryConfig = {}, options: RecoveryManagerOptions = {}) {
     this.config = resolveRecoveryConfig(config)
+    checkEngineOptions(options)
     this.clock = options.clock ?? options.registry?.clock ?? systemClock
     const shared = options.registry
     this.registry = shared ?? new PeerTable({

@@ -122,6 +122,14 @@ describe('docs/grafana-dashboard.json', function () {
     assert.deepEqual(missing, [])
   })
 
+  it('the README\'s metrics table lists exactly the scraped metrics', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+    const table = readme.slice(readme.indexOf('## Metrics'), readme.indexOf('\n## ', readme.indexOf('## Metrics') + 1))
+    const listed = [...table.matchAll(/^\| `([a-z0-9_]+)` \|/gm)].map(match => match[1]).sort()
+    const base = (name: string): string => scraped.get(name)?.type === 'histogram' ? name.replace(/_(bucket|sum|count)$/, '') : name
+    assert.deepEqual(listed, [...new Set([...scraped.keys()].map(base))].sort())
+  })
+
   it('the checks are not vacuous', () => {
     assert.deepEqual(metricNames(`rate(${METRIC_PREFIX}trips_total{instance=~"$instance"}[5m]) + other_metric`), [`${METRIC_PREFIX}trips_total`])
     assert.deepEqual(labelNames('sum by (state, le) (x{instance=~"a",job="b"})'), ['state', 'le', 'instance', 'job'])

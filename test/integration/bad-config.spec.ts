@@ -12,12 +12,12 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createLibp2p } from 'libp2p'
 import { bitswapCircuitBreaker } from '../../src/index.ts'
-import { DEFAULT_BITSWAP_PROTOCOLS } from '../../src/libp2p/constants.ts'
+import { DEFAULT_BITSWAP_PROTOCOLS } from '../../src/libp2p/config.ts'
 import { libp2pConfig } from '../../fixtures/index.ts'
 import { describe as describeValue } from '../../src/validate.ts'
 import type { BitswapCircuitBreakerInit } from '../../src/index.ts'
 import type { FixtureComponents } from '../../fixtures/index.ts'
-import type { PrivateKey, Startable } from '@libp2p/interface'
+import type { ComponentLogger, Logger, PrivateKey, Startable } from '@libp2p/interface'
 
 type Kind = 'number' | 'integer' | 'boolean' | 'function' | 'list' | 'section' | 'enum'
 
@@ -190,6 +190,18 @@ function probeService (probe: Probe): (components: FixtureComponents) => Startab
   }
 }
 
+/** A ComponentLogger that keeps every formatted line (`%d`, `%s`, `%p` and `%e` substituted) */
+function capturingLogger (lines: string[]): ComponentLogger {
+  const make = (name: string): Logger => {
+    const log = ((format: string, ...args: unknown[]) => {
+      let i = 0
+      lines.push(`${name} ${String(format).replace(/%[dspe]/g, () => String(args[i++]))}`)
+    }) as Logger
+    return Object.assign(log, { error: log, trace: () => {}, enabled: true, newScope: (scope: string) => make(`${name}:${scope}`) })
+  }
+  return { forComponent: make }
+}
+
 async function tryNode (init: BitswapCircuitBreakerInit, privateKey: PrivateKey): Promise<{ error: Error | undefined, probe: Probe }> {
   const probe: Probe = { started: false }
   let error: Error | undefined
@@ -246,6 +258,37 @@ describe('bad config on a real libp2p node', function () {
       assertNothingInstalled(probe)
     })
   }
+
+  it('a bad snapshot in initialState throws InvalidSnapshotError, and nothing started', async () => {
+    const { error, probe } = await tryNode({ initialState: { version: 1, takenAt: 0, peers: null } as unknown as BitswapCircuitBreakerInit['initialState'] }, privateKey)
+    assert.equal(error?.name, 'InvalidSnapshotError')
+    assert.match(error.message, /^initialState\.peers must be an array/)
+    assertNothingInstalled(probe)
+  })
+
+  it('initialState with peer strings that are not peer ids: skipped, counted in the status and in one log line', async () => {
+    const lines: string[] = []
+    const valid = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    const now = Date.now()
+    const open = (peer: string): object => ({ peer, state: 'OPEN', openUntil: now + 30_000, backoffLevel: 1, isolated: false })
+    const initialState = { version: 1, takenAt: now, peers: [open('not-a-peer'), open(valid), open('12D3KooWPeerA')] } as unknown as BitswapCircuitBreakerInit['initialState']
+    const node = await createLibp2p({
+      ...libp2pConfig({ listen: false }),
+      privateKey,
+      logger: capturingLogger(lines),
+      services: { breaker: bitswapCircuitBreaker({ initialState }) }
+    })
+    try {
+      const restored = node.services.breaker.getOverallStatus().restored
+      assert.equal(restored?.restored, 1)
+      assert.equal(restored?.invalidPeers, 2)
+      assert.equal(node.services.breaker.getPeerStatus(valid).circuitState, 'OPEN')
+      const logged = lines.filter(line => line.startsWith('libp2p:bitswap-circuit-breaker initialState:'))
+      assert.deepEqual(logged, ['libp2p:bitswap-circuit-breaker initialState: restored 1 peers; skipped 2 invalid peer ids and 0 duplicates, dropped 0 whose open time had ended and 0 over half the peer table'])
+    } finally {
+      await node.stop()
+    }
+  })
 
   it('the same harness starts a node whose config is valid (so the checks above can fail)', async () => {
     const probe: Probe = { started: false }

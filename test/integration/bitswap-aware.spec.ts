@@ -51,10 +51,10 @@ function assertUnaffected (service: BitswapCircuitBreakerService, peer: PeerId, 
   assert.ok(status.counts.totalSuccesses > 10 * status.counts.totalFailures, JSON.stringify(status.counts))
 }
 
-/** What the observer reports to the service as abuse (the service is its sink) */
+/** What the observer reports to the service as abuse (the service's stream gate is its sink) */
 function abuseReports (service: BitswapCircuitBreakerService): Array<{ peer: PeerId, reason: AbuseReason }> {
   const reports: Array<{ peer: PeerId, reason: AbuseReason }> = []
-  const sink = service as unknown as ObserverSink
+  const sink = (service as unknown as { gate: ObserverSink }).gate
   const abuse = sink.abuse.bind(sink)
   sink.abuse = (peer, reason, err) => {
     reports.push({ peer, reason })

@@ -5,7 +5,6 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { streamPair } from '@libp2p/utils'
 import sinon from 'sinon'
-import { Uint8ArrayList } from 'uint8arraylist'
 import { InvalidConfigError } from '../../../src/errors.ts'
 import { DeadlineScheduler } from '../../../src/libp2p/deadline-scheduler.ts'
 import { WantDeadlineError } from '../../../src/bitswap/errors.ts'
@@ -14,105 +13,10 @@ import { Outcome } from '../../../src/states.ts'
 import { BlockPresenceType, WantType, blocksMessage, encodeFrame, lpFrame, presenceMessage, wantlistMessage } from '../../../fixtures/bitswap-wire.ts'
 import { makeBlocks } from '../../../fixtures/blocks.ts'
 import type { TestBlock } from '../../../fixtures/blocks.ts'
-import type { AbuseReason, BitswapObserverInit, ObserverSink } from '../../../src/libp2p/observer.ts'
+import { asStream, concat, FakeStream, RecordingSink } from './observer-harness.ts'
+import type { BitswapObserverInit } from '../../../src/libp2p/observer.ts'
+import type { Chunk } from './observer-harness.ts'
 import type { PeerId, Stream } from '@libp2p/interface'
-
-type Chunk = Uint8Array | Uint8ArrayList
-
-interface Verdict { peer: string, outcome: Outcome, latency: number, err?: Error }
-interface Abuse { peer: string, reason: AbuseReason, err?: Error }
-
-class RecordingSink implements ObserverSink {
-  readonly verdicts: Verdict[] = []
-  readonly abuses: Abuse[] = []
-
-  verdict (peer: PeerId, outcome: Outcome, latency: number, err?: Error): void {
-    this.verdicts.push({ peer: peer.toString(), outcome, latency, err })
-  }
-
-  abuse (peer: PeerId, reason: AbuseReason, err?: Error): void {
-    this.abuses.push({ peer: peer.toString(), reason, err })
-  }
-
-  outcomes (): Outcome[] {
-    return this.verdicts.map(v => v.outcome)
-  }
-}
-
-/**
- * A synchronous stand-in for a libp2p v3 stream: an EventTarget whose methods touch a `#private`
- * field (as AbstractMessageStream's do), so a Proxy that forgets to bind them fails here too.
- */
-class FakeStream extends EventTarget {
-  #alive = true
-  status: 'open' | 'closed' | 'aborted' = 'open'
-  readonly direction: 'inbound' | 'outbound'
-  readonly sent: Chunk[] = []
-  /** A callable with properties, like libp2p's stream logger: must not be bound */
-  readonly log = Object.assign((..._args: unknown[]) => {}, { trace: (..._args: unknown[]) => {}, error: (..._args: unknown[]) => {} })
-  custom = 'a'
-
-  constructor (direction: 'inbound' | 'outbound') {
-    super()
-    this.direction = direction
-  }
-
-  send (data: Chunk): boolean {
-    if (!this.#alive || this.status !== 'open') {
-      throw new Error('stream is closed')
-    }
-    this.sent.push(data)
-    return true
-  }
-
-  abort (err: Error): void {
-    if (!this.#alive) {
-      return
-    }
-    this.#alive = false
-    this.status = 'aborted'
-    this.dispatchEvent(Object.assign(new Event('close'), { error: err, local: true }))
-  }
-
-  /** Both sides closed cleanly */
-  end (): void {
-    this.#alive = false
-    this.status = 'closed'
-    this.dispatchEvent(Object.assign(new Event('close'), { error: undefined, local: undefined }))
-  }
-
-  /** Bytes from the remote */
-  deliver (data: Chunk): void {
-    this.dispatchEvent(Object.assign(new Event('message'), { data }))
-  }
-
-  get private (): boolean {
-    return this.#alive
-  }
-}
-
-function asStream (fake: FakeStream): Stream {
-  return fake as unknown as Stream
-}
-
-/** Splits bytes into chunks at the given offsets */
-function split (bytes: Uint8Array, ...at: number[]): Uint8Array[] {
-  const chunks: Uint8Array[] = []
-  let start = 0
-  for (const end of [...at, bytes.byteLength]) {
-    chunks.push(bytes.subarray(start, end))
-    start = end
-  }
-  return chunks
-}
-
-function concat (chunks: Chunk[]): Uint8Array {
-  const list = new Uint8ArrayList()
-  for (const chunk of chunks) {
-    list.append(chunk)
-  }
-  return list.subarray()
-}
 
 describe('libp2p/observer', () => {
   let alice: PeerId
@@ -271,103 +175,7 @@ describe('libp2p/observer', () => {
       })
     })
 
-    describe('outbound wrapper', () => {
-      it('reads wants from Uint8ArrayList sends and frames split across sends, and sends every byte unchanged', () => {
-        const fake = new FakeStream('outbound')
-        const stream = observer.wrapOutbound(asStream(fake), alice)
-        const frame = encodeFrame(wantlistMessage([blocks[0].cid, blocks[1].cid]))
-        const parts = split(frame, 1, 7)
-        // helia sends lp.encode.single(buf): a Uint8ArrayList of prefix and body
-        stream.send(new Uint8ArrayList(parts[0], parts[1]))
-        stream.send(parts[2])
-        assert.deepEqual(concat(fake.sent), frame)
-
-        inbound(alice).fake.deliver(encodeFrame(blocksMessage([blocks[0], blocks[1]])))
-        assert.deepEqual(sink.outcomes(), [Outcome.SUCCESS, Outcome.SUCCESS])
-      })
-
-      it('a send that throws (stream closed) records no want', () => {
-        const fake = new FakeStream('outbound')
-        const stream = observer.wrapOutbound(asStream(fake), alice)
-        fake.abort(new Error('gone'))
-        assert.throws(() => stream.send(encodeFrame(wantlistMessage([blocks[0].cid]))), /closed/)
-        assert.equal(observer.stats.wants, 0)
-        clock.tick(10_000)
-        assert.equal(sink.verdicts.length, 0)
-      })
-
-      it('is a faithful proxy: private-field methods work, log is the same callable, sets reach the stream', () => {
-        const fake = new FakeStream('outbound')
-        const stream = observer.wrapOutbound(asStream(fake), alice)
-        assert.equal(stream.log, fake.log)
-        assert.equal(typeof stream.log.trace, 'function')
-        assert.equal(stream.direction, 'outbound');
-        (stream as unknown as FakeStream).custom = 'b'
-        assert.equal(fake.custom, 'b')
-        assert.equal((stream as unknown as FakeStream).private, true)
-        stream.abort(new Error('done'))
-        assert.equal(fake.status, 'aborted')
-        // the same forwarder every time, not a fresh bound function per access
-        assert.equal(stream.abort, stream.abort)
-      })
-    })
-
     describe('inbound wrapper', () => {
-      it('delivers every chunk unchanged, frames split across chunks, observed before the handler sees them', () => {
-        sendWants(alice, blocks.slice(0, 3))
-        const fake = new FakeStream('inbound')
-        const stream = observer.wrapInbound(asStream(fake), alice)
-        const frame = encodeFrame(blocksMessage(blocks.slice(0, 3)))
-        const received: Chunk[] = []
-        const seenByLedger: number[] = []
-        stream.addEventListener('message', (evt) => {
-          received.push(evt.data)
-          seenByLedger.push(sink.verdicts.length)
-        })
-        for (const chunk of split(frame, 1, 2, 50, 120)) {
-          fake.deliver(chunk)
-        }
-        assert.deepEqual(concat(received), frame)
-        assert.deepEqual(sink.outcomes(), [Outcome.SUCCESS, Outcome.SUCCESS, Outcome.SUCCESS])
-        // the last chunk completed the frame: its verdicts were in before the handler got it
-        assert.equal(seenByLedger.at(-1), 3)
-      })
-
-      it('several listeners all get each chunk, observed once; a removed listener gets no more', () => {
-        sendWants(alice, blocks.slice(0, 2))
-        const fake = new FakeStream('inbound')
-        const stream = observer.wrapInbound(asStream(fake), alice)
-        const a: Chunk[] = []
-        const b: Chunk[] = []
-        const onA = (evt: { data: Chunk }): void => { a.push(evt.data) }
-        const onB = { handleEvent: (evt: Event) => { b.push((evt as unknown as { data: Chunk }).data) } }
-        stream.addEventListener('message', onA)
-        stream.addEventListener('message', onB as unknown as (evt: Event) => void)
-        fake.deliver(encodeFrame(blocksMessage([blocks[0]])))
-        // observed once: fed twice, the copy would answer the second want (blocks match by prefix)
-        assert.deepEqual(sink.outcomes(), [Outcome.SUCCESS])
-        stream.removeEventListener('message', onA)
-        fake.deliver(encodeFrame(blocksMessage([blocks[1]])))
-
-        assert.equal(a.length, 1)
-        assert.equal(b.length, 2)
-        // observed once per chunk: two blocks, two successes, and no duplicate counted as unrequested
-        assert.deepEqual(sink.outcomes(), [Outcome.SUCCESS, Outcome.SUCCESS])
-        assert.equal(sink.abuses.length, 0)
-      })
-
-      it('other events pass straight to the real stream', () => {
-        const fake = new FakeStream('inbound')
-        const stream = observer.wrapInbound(asStream(fake), alice)
-        let closes = 0
-        const onClose = (): void => { closes++ }
-        stream.addEventListener('close', onClose)
-        fake.end()
-        assert.equal(closes, 1)
-        stream.removeEventListener('close', onClose)
-        assert.equal(observer.inboundStreams(alice), 0)
-      })
-
       for (const [name, payload, errName] of [
         ['a frame that is not protobuf', lpFrame(Uint8Array.from([0x07, 0x01, 0x02])), 'InvalidMessageError'],
         ['a length prefix over the message size limit', Uint8Array.from([0x80, 0x80, 0x80, 0x04, 0, 0]), 'FrameTooLargeError'],
