@@ -185,7 +185,9 @@ export interface BitswapCircuitBreakerInit extends ProtectionConfigInit {
 
   /**
    * A snapshot from `snapshot()` before a restart: peers that were OPEN stay gated until their
-   * original open duration ends, with their backoff
+   * original open duration ends (at most `maxTimeout` from now), with their backoff. Checked at
+   * construction: a malformed one throws `InvalidSnapshotError`; entries with invalid peer ids,
+   * ended open times or beyond half of `maxPeers` are left out and counted in `restored`.
    *
    * @default undefined
    */

@@ -14,7 +14,7 @@ import { defaultReadyToTrip } from '../breaker/config.ts'
 import { AutoTune } from './auto-tune.ts'
 import { resolveProtectionConfig } from './config.ts'
 import { PopulationGuard } from './population-guard.ts'
-import { prepareSnapshot, SNAPSHOT_VERSION } from './snapshot.ts'
+import { MAX_SNAPSHOT_ENTRIES, prepareSnapshot, SNAPSHOT_VERSION } from './snapshot.ts'
 import { checkEngineOptions } from '../validate.ts'
 import type { PreparedSnapshot } from './snapshot.ts'
 import type { ProtectionConfigInit } from './config.ts'
@@ -326,7 +326,7 @@ export class BitswapProtectionManager implements PermitOwner {
       now,
       path: options.path,
       capacity: Math.floor(maxPeers / 2),
-      maxEntries: Math.max(maxPeers, DEFAULT_MAX_PEERS),
+      maxEntries: Math.min(MAX_SNAPSHOT_ENTRIES, Math.max(maxPeers, DEFAULT_MAX_PEERS)),
       breaker: this.circuitBreaker.config,
       isValidPeer: options.isValidPeer
     })

@@ -12,11 +12,19 @@ import type { PeerSnapshot, RestoreStats } from './types.ts'
  * - OPEN entries whose open time has ended, and HALF_OPEN ones, are dropped: nothing to hold.
  * - At most `capacity` entries are restored (half the peer table, so live peers keep room):
  *   isolations first, then the newest trips, then CLOSED peers that only carry backoff.
- * - No peer stays gated past `maxTimeout` from now, whatever `openUntil` says.
+ * - No peer stays gated past `maxTimeout` from now, whatever `openUntil` says; an isolation comes
+ *   back as an open circuit until then (only an uncapped `maxTimeout: Infinity` keeps it isolated).
  */
 
 /** The snapshot format this library writes and reads */
 export const SNAPSHOT_VERSION = 1
+
+/**
+ * No snapshot longer than this is read, whatever `maxPeers` is: 10x the default peer table, which
+ * restores in about 0.16 s (a million entries took about 2 s). A node with more bad peers than this
+ * at once has bigger problems than forgetting some of them.
+ */
+export const MAX_SNAPSHOT_ENTRIES = 100_000
 
 /** Backoff levels above this are no snapshot's: 2^64 times the timeout is no open duration */
 const MAX_BACKOFF_LEVEL = 64
@@ -71,7 +79,7 @@ export function prepareSnapshot (snapshot: unknown, options: PrepareSnapshotOpti
     throw new InvalidSnapshotError(`${path}.peers must be an array, got ${describe(peers)}`)
   }
   if (peers.length > options.maxEntries) {
-    throw new InvalidSnapshotError(`${path}.peers has ${peers.length} entries, more than a node of this size writes (at most ${options.maxEntries}): refused unread`)
+    throw new InvalidSnapshotError(`${path}.peers has ${peers.length} entries, more than this node reads (at most ${options.maxEntries}): refused unread`)
   }
 
   const { now, breaker } = options
@@ -113,7 +121,12 @@ export function prepareSnapshot (snapshot: unknown, options: PrepareSnapshotOpti
       continue
     }
     seen.add(entry.peer)
-    if (entry.state === CircuitState.OPEN && !entry.isolated) {
+    if (entry.isolated && Number.isFinite(breaker.maxTimeout)) {
+      // an isolation from a file is held like a trip at most: isolate() again to hold it longer
+      entry.isolated = false
+      entry.openUntil = latest
+      stats.clamped++
+    } else if (entry.state === CircuitState.OPEN && !entry.isolated) {
       // an uncapped backoff is still bounded by what this entry's level could have given it
       const bound = Math.min(latest, now + openDuration(breaker, entry.backoffLevel - 1) * (1 + breaker.jitter))
       if (entry.openUntil > bound) {

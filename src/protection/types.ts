@@ -88,7 +88,7 @@ export interface RestoreStats {
   overCapacity: number
   /** Skipped: a second entry for a peer already restored */
   duplicates: number
-  /** Restored with an `openUntil` cut back to `maxTimeout` from now */
+  /** Restored with an `openUntil` cut back to `maxTimeout` from now (isolations included) */
   clamped: number
 }
 

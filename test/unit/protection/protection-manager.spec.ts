@@ -647,7 +647,7 @@ describe('BitswapProtectionManager', () => {
       assert.equal(h.state(PEER), CircuitState.CLOSED)
     })
 
-    it('holds a restored isolation until release', () => {
+    it('holds a restored isolation for maxTimeout at most: no restored state gates a peer longer', () => {
       h = new Harness({ circuitBreaker: BREAKER })
       h.manager.isolate(PEER)
       const snapshot = JSON.parse(JSON.stringify(h.manager.snapshot()))
@@ -655,9 +655,24 @@ describe('BitswapProtectionManager', () => {
       h.manager.close()
 
       h = new Harness({ circuitBreaker: BREAKER })
+      const restoredAt = h.time
       h.manager.restore(snapshot)
       h.tick(10 * TIMEOUT)
       assert.equal(h.state(PEER), CircuitState.OPEN)
+      assert.equal(h.manager.openUntil(PEER), restoredAt + 600_000)
+      h.time = restoredAt + 600_001
+      assert.equal(h.state(PEER), CircuitState.HALF_OPEN)
+    })
+
+    it('keeps a restored isolation until release when maxTimeout is Infinity', () => {
+      h = new Harness({ circuitBreaker: { ...BREAKER, maxTimeout: Infinity } })
+      h.manager.isolate(PEER)
+      const snapshot = JSON.parse(JSON.stringify(h.manager.snapshot()))
+      h.manager.close()
+
+      h = new Harness({ circuitBreaker: { ...BREAKER, maxTimeout: Infinity } })
+      h.manager.restore(snapshot)
+      h.tick(100 * TIMEOUT)
       assert.equal(h.manager.openUntil(PEER), Infinity)
       h.manager.release(PEER)
       assert.equal(h.state(PEER), CircuitState.HALF_OPEN)

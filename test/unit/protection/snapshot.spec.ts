@@ -83,8 +83,17 @@ describe('snapshot validation', () => {
       const peers = new Array(1_000_000)
       assert.throws(() => prepareSnapshot(snapshotOf(peers), OPTIONS), {
         name: 'InvalidSnapshotError',
-        message: 'snapshot.peers has 1000000 entries, more than a node of this size writes (at most 10000): refused unread'
+        message: 'snapshot.peers has 1000000 entries, more than this node reads (at most 10000): refused unread'
       })
+    })
+
+    it('refuses a million entries even on a node whose peer table is larger (the read is capped at 100 000)', () => {
+      const manager = new BitswapProtectionManager({ maxPeers: 2 ** 20 }, { clock: new FakeClock(NOW) })
+      assert.throws(() => manager.restore(snapshotOf(new Array(1_000_000)) as never), {
+        name: 'InvalidSnapshotError',
+        message: 'snapshot.peers has 1000000 entries, more than this node reads (at most 100000): refused unread'
+      })
+      manager.close()
     })
 
     it('restores nothing of a snapshot with one bad entry, however late it comes', () => {
@@ -127,6 +136,12 @@ describe('snapshot validation', () => {
       const byPeer = new Map(prepared.entries.map(e => [e.peer, e.openUntil]))
       assert.equal(byPeer.get('year'), NOW + MAX_TIMEOUT)
       assert.equal(byPeer.get('fine'), NOW + 1_000)
+      assert.equal(prepared.stats.clamped, 1)
+    })
+
+    it('brings an isolation back as an open circuit until maxTimeout from now', () => {
+      const prepared = prepareSnapshot(snapshotOf([entry('held', { openUntil: 0, backoffLevel: 0, isolated: true })]), OPTIONS)
+      assert.deepEqual(prepared.entries, [{ peer: 'held', state: CircuitState.OPEN, openUntil: NOW + MAX_TIMEOUT, backoffLevel: 0, isolated: false }])
       assert.equal(prepared.stats.clamped, 1)
     })
 
