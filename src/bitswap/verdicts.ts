@@ -45,7 +45,9 @@ export function deliverVerdict (sink: WantOutcomeSink, verdict: WantVerdict): vo
  */
 export class VerdictQueue {
   private readonly sink: WantOutcomeSink
-  private readonly queue: WantVerdict[] = []
+  /** Slots are reused and counted, not truncated: setting an array's length costs a runtime call per flush */
+  private readonly queue: Array<WantVerdict | undefined> = []
+  private count = 0
   private flushing = false
 
   constructor (sink: WantOutcomeSink) {
@@ -53,26 +55,28 @@ export class VerdictQueue {
   }
 
   push (verdict: WantVerdict): void {
-    this.queue.push(verdict)
+    this.queue[this.count++] = verdict
   }
 
   /** Delivers everything queued, including what the sink's own calls queue meanwhile */
   flush (): void {
-    if (this.flushing) {
+    if (this.flushing || this.count === 0) {
       return // the outer flush delivers what a re-entrant call queued
     }
     this.flushing = true
     const queue = this.queue
     try {
-      for (let i = 0; i < queue.length; i++) {
+      for (let i = 0; i < this.count; i++) {
+        const verdict = queue[i] as WantVerdict
+        queue[i] = undefined
         try {
-          deliverVerdict(this.sink, queue[i])
+          deliverVerdict(this.sink, verdict)
         } catch {
           // the sink's errors are its own; the ledger is already consistent
         }
       }
     } finally {
-      queue.length = 0
+      this.count = 0
       this.flushing = false
     }
   }

@@ -4,7 +4,6 @@ import { ReceivedMessage } from './received-message.ts'
 import { VerdictQueue } from './verdicts.ts'
 import { resolveWantLedgerConfig } from './want-ledger-init.ts'
 import { WantStore } from './want-store.ts'
-import { LATE, OPEN, SETTLED } from './wants.ts'
 import type { MessageVisitor } from './message.ts'
 import type { AnswerKind, WantOutcomeSink } from './verdicts.ts'
 import type { WantLedgerConfig, WantLedgerInit } from './want-ledger-init.ts'
@@ -111,7 +110,7 @@ export class WantLedger {
 
   /** When the next want misses (ms, same clock as `now`), or Infinity: arm one timer for it */
   get nextDeadline (): number {
-    return this.store.nextDue?.dueAt ?? Infinity
+    return this.store.nextDue?.heapKey ?? Infinity
   }
 
   /** One wantlist entry we sent to `peerKey`. A cancel ends the want neutral. */
@@ -194,7 +193,7 @@ export class WantLedger {
    * too, so a late timer never turns a late answer into a timely one.
    */
   expire (now: number): number {
-    for (let peer = this.store.nextDue; peer !== undefined && peer.dueAt <= now; peer = this.store.nextDue) {
+    for (let peer = this.store.nextDue; peer !== undefined && peer.heapKey <= now; peer = this.store.nextDue) {
       this.missOverdue(peer.dueBlock, now)
       this.missOverdue(peer.dueHave, now)
       this.reschedule(peer)
@@ -257,7 +256,7 @@ export class WantLedger {
     this.purgeEnded(peer, now)
     let want = peer.wants.get(key)
     if (cancel) {
-      if (want !== undefined && want.state !== SETTLED) {
+      if (want !== undefined && want.state !== 'settled') {
         this.missIfOverdue(want, now)
         this.settleWant(want, now)
         this.reschedule(peer)
@@ -272,7 +271,7 @@ export class WantLedger {
       }
       want.sendDontHave = sendDontHave
       want.sentAt = now
-      want.state = OPEN
+      want.state = 'open'
     } else {
       if (peer.wants.size >= this.config.maxWantsPerPeer) {
         this.evictOne(peer)
@@ -287,7 +286,7 @@ export class WantLedger {
   /** After a full wantlist: the peer dropped every want the message did not list */
   private settleStale (peer: PeerWants, now: number): void {
     for (const want of peer.wants.values()) {
-      if (want.state !== SETTLED && want.generation !== this.generation) {
+      if (want.state !== 'settled' && want.generation !== this.generation) {
         this.missIfOverdue(want, now)
         this.settleWant(want, now)
       }
@@ -308,7 +307,7 @@ export class WantLedger {
       return
     }
     this.store.touch(peer)
-    if (want.state === SETTLED) {
+    if (want.state === 'settled') {
       return // a duplicate, or an answer after the want was met elsewhere: neutral
     }
     this.missIfOverdue(want, now)
@@ -317,7 +316,7 @@ export class WantLedger {
     peer.sample(false, latencyMs, this.config.ewmaAlpha)
     // a HAVE to a want-block is not its answer: the block still has to come
     const ends = type === PresenceType.DontHave || want.wantType === WantType.Have
-    if (want.state === OPEN) {
+    if (want.state === 'open') {
       if (ends) {
         this.settleWant(want, now)
         this.verdicts.push({ type: 'answered', peerKey, kind, latencyMs })
@@ -343,7 +342,7 @@ export class WantLedger {
     }
     this.store.touch(peer)
     this.missIfOverdue(want, now)
-    if (want.state === SETTLED) {
+    if (want.state === 'settled') {
       // a duplicate or an answer after the want ended: neutral, and it uses up the want, so a
       // peer cannot pass off more blocks than it had wants
       this.store.removeWant(want)
@@ -351,7 +350,7 @@ export class WantLedger {
     }
     const latencyMs = Math.max(0, now - want.sentAt)
     peer.sample(true, latencyMs, this.config.ewmaAlpha)
-    this.verdicts.push({ type: want.state === OPEN ? 'answered' : 'late', peerKey, kind: 'block', latencyMs })
+    this.verdicts.push({ type: want.state === 'open' ? 'answered' : 'late', peerKey, kind: 'block', latencyMs })
     // the content arrived: everyone else's want for it is moot
     this.neutralise(want.key, want, now)
     // kept while retained, so a duplicate of this block is not unrequested
@@ -361,12 +360,11 @@ export class WantLedger {
 
   /** Ends, neutral, every open or late want for `key` except `except` */
   private neutralise (key: string, except: Want | null, now: number): void {
-    const same = this.store.wantsFor(key)
-    if (same === undefined) {
-      return
-    }
-    for (const want of same) {
-      if (want !== except && want.state !== SETTLED) {
+    // by node, not by iterator: this runs for every block received
+    for (let node = this.store.wantsFor(key)?.head ?? null; node !== null;) {
+      const want = node.value
+      node = node.next
+      if (want !== except && want.state !== 'settled') {
         this.missIfOverdue(want, now)
         this.settleWant(want, now)
         this.reschedule(want.peer)
@@ -386,14 +384,14 @@ export class WantLedger {
 
   /** Misses an open, missable want whose deadline has passed; returns whether it did */
   private missIfOverdue (want: Want, now: number): boolean {
-    if (want.state !== OPEN || !want.sendDontHave) {
+    if (want.state !== 'open' || !want.sendDontHave) {
       return false
     }
     const deadlineMs = want.peer.deadline(want.wantType, this.config)
     if (now < want.sentAt + deadlineMs) {
       return false
     }
-    want.state = LATE
+    want.state = 'late'
     want.endedAt = now
     want.peer.attachEnded(want)
     this.verdicts.push({ type: 'missed', peerKey: want.peer.key, ageMs: now - want.sentAt, deadlineMs })
@@ -403,7 +401,7 @@ export class WantLedger {
   // -- wants --
 
   private settleWant (want: Want, now: number): void {
-    want.state = SETTLED
+    want.state = 'settled'
     want.endedAt = now
     want.peer.attachEnded(want)
   }

@@ -3,11 +3,6 @@ import { MinHeap } from '../util/min-heap.ts'
 import { PeerWants, Want } from './wants.ts'
 import type { WantType } from './message.ts'
 
-/** Peers ordered by when their next want misses: one timer serves all */
-function dueFirst (a: PeerWants, b: PeerWants): boolean {
-  return a.dueAt < b.dueAt
-}
-
 /**
  * The ledger's indexes: peers by key and by recency (bounded, least recently active evicted),
  * every peer's wants by CID, and the peers with a want that can miss by when it does.
@@ -16,7 +11,8 @@ export class WantStore {
   private readonly maxPeers: number
   private readonly peers = new Map<string, PeerWants>()
   private readonly byKey = new Map<string, LinkedList<Want>>()
-  private readonly due = new MinHeap<PeerWants>(dueFirst)
+  /** Peers with a want that can miss, by when it does: one timer serves all */
+  private readonly due = new MinHeap<PeerWants>()
   /** Least recently active first */
   private readonly recency = new LinkedList<PeerWants>()
   private wantCount = 0
@@ -66,7 +62,7 @@ export class WantStore {
       this.removeWant(want)
     }
     this.due.remove(peer)
-    peer.dueAt = Infinity
+    peer.heapKey = Infinity
     this.recency.remove(peer.recency)
     peer.removed = true
     this.peers.delete(peer.key)
@@ -100,7 +96,7 @@ export class WantStore {
   }
 
   /** Every peer's wants for a CID, oldest first */
-  wantsFor (key: string): Iterable<Want> | undefined {
+  wantsFor (key: string): LinkedList<Want> | undefined {
     return this.byKey.get(key)
   }
 
@@ -117,10 +113,10 @@ export class WantStore {
       return
     }
     const queued = this.due.has(peer)
-    if (dueAt === peer.dueAt && queued === (dueAt !== Infinity)) {
+    if (dueAt === peer.heapKey && queued === (dueAt !== Infinity)) {
       return
     }
-    peer.dueAt = dueAt
+    peer.heapKey = dueAt
     if (dueAt === Infinity) {
       this.due.remove(peer)
     } else if (queued) {

@@ -6,11 +6,8 @@ import type { WantLedgerConfig } from './want-ledger-init.ts'
 /** What a deadline is made of */
 export type DeadlineBounds = Pick<WantLedgerConfig, 'minDeadline' | 'maxDeadline' | 'coldDeadline' | 'deadlineMultiplier'>
 
-/** A want's life: open until answered or missed; LATE once missed; SETTLED once it ended neutral or answered */
-export const OPEN = 0
-export const LATE = 1
-export const SETTLED = 2
-export type WantState = typeof OPEN | typeof LATE | typeof SETTLED
+/** A want's life: open until answered or missed; late once missed; settled once answered or ended neutral */
+export type WantState = 'open' | 'late' | 'settled'
 
 /** One want we sent to one peer, for one CID (multihash key) */
 export class Want {
@@ -20,7 +17,7 @@ export class Want {
   wantType: WantType
   sendDontHave: boolean
   sentAt: number
-  state: WantState = OPEN
+  state: WantState = 'open'
   /** When it missed or settled, for retention */
   endedAt = 0
   /** `sentMessage` call that last sent it, to find wants a full wantlist left out */
@@ -65,21 +62,22 @@ export class PrefixBucket {
 export class PeerWants implements HeapItem {
   readonly key: string
   readonly wants = new Map<string, Want>()
-  /** OPEN, sendDontHave, want-block: the FIFO that can miss, by sent time */
+  /** Open, sendDontHave, want-block: the FIFO that can miss, by sent time */
   readonly dueBlock = new LinkedList<Want>()
-  /** OPEN, sendDontHave, want-have */
+  /** Open, sendDontHave, want-have */
   readonly dueHave = new LinkedList<Want>()
-  /** OPEN, not missable */
+  /** Open, not missable */
   readonly quiet = new LinkedList<Want>()
-  /** LATE or SETTLED, in the order they ended */
+  /** Late or settled, in the order they ended */
   readonly ended = new LinkedList<Want>()
   readonly buckets = new Map<string, PrefixBucket>()
   blockEwma = 0
   blockSamples = 0
   presenceEwma = 0
   presenceSamples = 0
-  /** Earliest time one of its wants misses, or Infinity; its heap key */
-  dueAt = Infinity
+  /** Earliest time one of its wants misses, or Infinity (the ledger's deadline heap key) */
+  heapKey = Infinity
+  heapSeq = 0
   heapIndex = -1
   /** In the ledger's recency list, least recently active first */
   readonly recency = new ListNode<PeerWants>(this)
@@ -106,11 +104,11 @@ export class PeerWants implements HeapItem {
     ;(block ? bucket.openBlock : bucket.openHave).push(want.inBucket)
   }
 
-  /** Files a want that just ended (LATE or SETTLED) */
+  /** Files a want that just ended (late or settled) */
   attachEnded (want: Want): void {
     this.ended.push(want.inPeer)
     const bucket = this.bucket(want.prefix)
-    ;(want.state === LATE ? bucket.late : bucket.settled).push(want.inBucket)
+    ;(want.state === 'late' ? bucket.late : bucket.settled).push(want.inBucket)
   }
 
   /** One latency sample: the first sets the EWMA, later ones move it by `alpha` */

@@ -38,9 +38,9 @@ type Callback = (arg: unknown) => void
 /** One slot: a pending deadline while in the heap, free otherwise */
 class Entry implements HeapItem {
   readonly slot: number
-  at = 0
-  /** Scheduling order, so equal times fire first-scheduled first */
-  seq = 0
+  /** When it fires (the heap's own order puts equal times first-scheduled first) */
+  heapKey = 0
+  heapSeq = 0
   generation = 0
   fn: Callback | undefined = undefined
   arg: unknown = undefined
@@ -49,10 +49,6 @@ class Entry implements HeapItem {
   constructor (slot: number) {
     this.slot = slot
   }
-}
-
-function earlier (a: Entry, b: Entry): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq)
 }
 
 export interface DeadlineSchedulerInit {
@@ -65,8 +61,7 @@ export class DeadlineScheduler {
   readonly clock: Clock
   private readonly entries: Entry[] = []
   private readonly free: Entry[] = []
-  private readonly heap = new MinHeap<Entry>(earlier)
-  private nextSeq = 0
+  private readonly heap = new MinHeap<Entry>()
   private timer: ReturnType<typeof setTimeout> | undefined
   private armedAt = Infinity
   private readonly onTimer: () => void
@@ -98,8 +93,7 @@ export class DeadlineScheduler {
       this.entries.push(entry)
     }
     entry.generation = entry.generation >= MAX_GENERATION ? 1 : entry.generation + 1
-    entry.at = at
-    entry.seq = this.nextSeq++
+    entry.heapKey = at
     entry.fn = fn as Callback
     entry.arg = arg
     this.heap.push(entry)
@@ -140,7 +134,7 @@ export class DeadlineScheduler {
     this.armedAt = Infinity
     const now = this.clock.now()
     const first = this.heap.peek()
-    if (!this.graceTaken && first !== undefined && now - first.at > LATE_TIMER_GRACE) {
+    if (!this.graceTaken && first !== undefined && now - first.heapKey > LATE_TIMER_GRACE) {
       // Our own event loop was busy past the deadline, so the answer may already be waiting in a
       // socket buffer: let one turn of I/O run before judging any peer (a re-armed 0 ms timer fires
       // after the poll phase). Otherwise a CPU spike here would look like every peer stalling.
@@ -150,7 +144,7 @@ export class DeadlineScheduler {
     }
     this.graceTaken = false
     // entries scheduled by a callback for a time already past fire in this same pass
-    for (let entry = this.heap.peek(); entry !== undefined && entry.at <= now; entry = this.heap.peek()) {
+    for (let entry = this.heap.peek(); entry !== undefined && entry.heapKey <= now; entry = this.heap.peek()) {
       const { fn, arg } = entry
       this.remove(entry)
       try {
@@ -166,7 +160,7 @@ export class DeadlineScheduler {
 
   private arm (): void {
     this.disarm()
-    const at = (this.heap.peek() as Entry).at
+    const at = (this.heap.peek() as Entry).heapKey
     const delay = Math.min(Math.max(0, at - this.clock.now()), MAX_TIMER_DELAY)
     const timer = setTimeout(this.onTimer, delay)
     // Node and Deno have unref; browsers return a number

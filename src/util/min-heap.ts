@@ -1,21 +1,26 @@
-/** What a heap item carries: its index in the heap, -1 while outside it */
+/** What a heap item carries: its key, and the heap's bookkeeping */
 export interface HeapItem {
+  /** Smallest first; call `update` after changing it while the item is in the heap */
+  heapKey: number
+  /** Set by the heap on `push`: equal keys come out in the order they were pushed */
+  heapSeq: number
+  /** Its index in the heap, -1 while outside it */
   heapIndex: number
 }
 
+/** The one comparison, monomorphic so it inlines (a comparator callback shared by heaps does not) */
+function less (a: HeapItem, b: HeapItem): boolean {
+  return a.heapKey < b.heapKey || (a.heapKey === b.heapKey && a.heapSeq < b.heapSeq)
+}
+
 /**
- * An intrusive binary min-heap: each item stores its own index, so `update` and `remove` of any
- * item are O(log n) without a lookup, and nothing is allocated per operation. Items that compare
- * equal keep no particular order; break ties in `less` when order matters.
+ * An intrusive binary min-heap on `heapKey`: each item stores its own index, so `update` and
+ * `remove` of any item are O(log n) without a lookup, and nothing is allocated per operation.
+ * Equal keys come out first-pushed first.
  */
 export class MinHeap<T extends HeapItem> {
   private readonly items: T[] = []
-  private readonly less: (a: T, b: T) => boolean
-
-  /** `less(a, b)`: a comes out before b */
-  constructor (less: (a: T, b: T) => boolean) {
-    this.less = less
-  }
+  private seq = 0
 
   get size (): number {
     return this.items.length
@@ -31,6 +36,7 @@ export class MinHeap<T extends HeapItem> {
   }
 
   push (item: T): void {
+    item.heapSeq = this.seq++
     item.heapIndex = this.items.length
     this.items.push(item)
     this.siftUp(item.heapIndex)
@@ -89,7 +95,7 @@ export class MinHeap<T extends HeapItem> {
     while (index > 0) {
       const parentIndex = (index - 1) >> 1
       const parent = items[parentIndex]
-      if (!this.less(item, parent)) {
+      if (!less(item, parent)) {
         break
       }
       items[index] = parent
@@ -110,8 +116,8 @@ export class MinHeap<T extends HeapItem> {
         break
       }
       const right = left + 1
-      const child = right < length && this.less(items[right], items[left]) ? right : left
-      if (!this.less(items[child], item)) {
+      const child = right < length && less(items[right], items[left]) ? right : left
+      if (!less(items[child], item)) {
         break
       }
       items[index] = items[child]

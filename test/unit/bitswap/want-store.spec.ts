@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { WantType } from '../../../src/bitswap/message.ts'
 import { WantStore } from '../../../src/bitswap/want-store.ts'
-import { SETTLED } from '../../../src/bitswap/wants.ts'
 
 describe('bitswap/want-store', () => {
   it('counts wants across peers and finds every peer\'s wants for a CID, oldest first', () => {
@@ -51,10 +50,10 @@ describe('bitswap/want-store', () => {
     assert.equal(store.nextDue, a)
     store.setDue(a, Infinity)
     assert.equal(store.nextDue, b)
-    assert.equal(a.dueAt, Infinity)
+    assert.equal(a.heapKey, Infinity)
     store.dropPeer(b)
     assert.equal(store.nextDue, undefined)
-    assert.equal(b.dueAt, Infinity)
+    assert.equal(b.heapKey, Infinity)
     store.setDue(b, 100)
     assert.equal(store.nextDue, undefined, 'a dropped peer is never scheduled again')
   })
@@ -64,7 +63,7 @@ describe('bitswap/want-store', () => {
     const a = store.addPeer('A')
     const wants = [0, 1, 2].map(i => store.addWant(a, `k${i}`, 'p', WantType.Block, true, 0))
     wants.forEach((want, i) => {
-      want.state = SETTLED
+      want.state = 'settled'
       want.endedAt = 100 * (i + 1)
       a.attachEnded(want)
     })

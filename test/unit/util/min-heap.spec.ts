@@ -3,12 +3,13 @@ import fc from 'fast-check'
 import { MinHeap } from '../../../src/util/min-heap.ts'
 
 class Item {
+  heapSeq = 0
   heapIndex = -1
-  constructor (public key: number, readonly id: number) {}
+  constructor (public heapKey: number, readonly id: number) {}
 }
 
 function heapOf (): MinHeap<Item> {
-  return new MinHeap<Item>((a, b) => a.key < b.key || (a.key === b.key && a.id < b.id))
+  return new MinHeap<Item>()
 }
 
 function drain (heap: MinHeap<Item>): number[] {
@@ -20,7 +21,7 @@ function drain (heap: MinHeap<Item>): number[] {
 }
 
 describe('util/min-heap', () => {
-  it('pops in key order, ties broken by the comparator', () => {
+  it('pops in key order, equal keys first-pushed first', () => {
     const heap = heapOf()
     const items = [5, 1, 3, 1, 4].map((key, id) => new Item(key, id))
     items.forEach(item => { heap.push(item) })
@@ -53,10 +54,10 @@ describe('util/min-heap', () => {
     const heap = heapOf()
     const items = [10, 20, 30, 40].map((key, id) => new Item(key, id))
     items.forEach(item => { heap.push(item) })
-    items[3].key = 5
+    items[3].heapKey = 5
     heap.update(items[3])
     assert.equal(heap.peek(), items[3])
-    items[3].key = 35
+    items[3].heapKey = 35
     heap.update(items[3])
     assert.deepEqual(drain(heap), [0, 1, 2, 3])
   })
@@ -81,7 +82,8 @@ describe('util/min-heap', () => {
     fc.assert(fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
       const heap = heapOf()
       let model: Item[] = []
-      const ordered = (): Item[] => [...model].sort((a, b) => a.key - b.key || a.id - b.id)
+      // ids are given in push order, so they are the tie-break the heap promises
+      const ordered = (): Item[] => [...model].sort((a, b) => a.heapKey - b.heapKey || a.id - b.id)
       let id = 0
       for (const o of ops) {
         if (o.t === 'push') {
@@ -98,7 +100,7 @@ describe('util/min-heap', () => {
             assert.equal(heap.remove(item), true)
             model = model.filter(other => other !== item)
           } else {
-            item.key = o.key
+            item.heapKey = o.key
             heap.update(item)
           }
         }
