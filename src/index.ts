@@ -44,6 +44,7 @@ import type { TransitionReason } from './breaker/core.ts'
 import type { BitswapObserverInit } from './libp2p/observer.ts'
 import type { CircuitState, HealthStatus } from './states.ts'
 import type { OpenStreamGuardInit } from './libp2p/open-stream-init.ts'
+import type { ReleaseStatus } from './libp2p/release.ts'
 import type { ComponentLogger, ConnectionGater, Libp2pEvents, Metrics, PeerId, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
@@ -69,6 +70,8 @@ export type { LocalSuspicionChange } from './protection/population-guard.ts'
 export type { TransitionReason } from './breaker/core.ts'
 export type { BitswapObserverInit } from './libp2p/observer.ts'
 export type { OpenStreamGuardInit } from './libp2p/open-stream-init.ts'
+export type { ReleaseStatus } from './libp2p/release.ts'
+export type { ReleaseReason } from './bitswap/want-release.ts'
 
 // errors and state enums
 export {
@@ -180,6 +183,17 @@ export interface BitswapCircuitBreakerInit extends ProtectionConfigInit {
    */
   observeMessages?: boolean
 
+  /**
+   * End Bitswap's waits on a peer that will not answer: when a want it was asked with
+   * `sendDontHave` misses its deadline, its circuit opens, its last connection closes or the stream
+   * carrying the want fails, a DONT_HAVE from that peer is handed to this node's own Bitswap
+   * handler, as boxo's DontHaveTimeoutManager does. A Helia session then asks its next provider
+   * instead of waiting until its caller gives up. Needs `observeMessages`.
+   *
+   * @default true
+   */
+  releaseWaits?: boolean
+
   /** Message observation and inbound abuse limits (see `BitswapObserverInit`) */
   observe?: Omit<BitswapObserverInit, 'clock' | 'scheduler'>
 
@@ -236,6 +250,20 @@ export interface ServiceStatus extends OverallStatus {
   streams: StreamCounts
   /** Whether the libp2p <= 3.3.11 middleware workaround had to be applied */
   upstreamMiddlewareWorkaround: 'applied' | 'not-needed' | 'not-started'
+  /** Waits released with a DONT_HAVE (`releaseWaits`) */
+  releases: ReleaseStats
+}
+
+/** What `releaseWaits` has done */
+export interface ReleaseStats {
+  /**
+   * `active`; `disabled` (by option, or without `observeMessages`); `unreachable`: no Bitswap
+   * handler took our message (another implementation, no handler registered), so waits on failed
+   * peers end only when Bitswap gives up, while everything else works; `not-started`
+   */
+  status: ReleaseStatus
+  /** Wants released since start */
+  released: number
 }
 
 /** A peer's status as the service sees it: the engine's plus its current deadlines */
@@ -244,6 +272,8 @@ export interface ServicePeerStatus extends PeerStatus {
   openDeadline: number | undefined
   /** Deadline (ms) for an answer to a want (adaptive, from its own latency) */
   wantDeadline: number | undefined
+  /** Its wants released with a DONT_HAVE on its behalf since start */
+  releasedWants: number
 }
 
 /** The service as `node.services.bitswapCircuitBreaker` */

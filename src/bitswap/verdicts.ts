@@ -1,3 +1,5 @@
+import type { ReleaseReason } from './want-release.ts'
+
 /** What a timely answer was: 'block' and 'have' are successes, 'dont-have' is neutral */
 export type AnswerKind = 'block' | 'have' | 'dont-have'
 
@@ -11,6 +13,8 @@ export interface WantOutcomeSink {
   unrequested(peerKey: string, what: 'block' | 'presence'): void
   /** An answer to a want that had already missed: informative only, the miss stands */
   late?(peerKey: string, kind: AnswerKind, latencyMs: number): void
+  /** The peer will not answer this want: release Bitswap's wait on it (see want-release.ts) */
+  released?(peerKey: string, cid: Uint8Array, reason: ReleaseReason): void
 }
 
 /** One conclusion of the ledger about one peer, as the sink will hear it */
@@ -19,6 +23,7 @@ export type WantVerdict =
   | { readonly type: 'missed', readonly peerKey: string, readonly ageMs: number, readonly deadlineMs: number }
   | { readonly type: 'unrequested', readonly peerKey: string, readonly what: 'block' | 'presence' }
   | { readonly type: 'late', readonly peerKey: string, readonly kind: AnswerKind, readonly latencyMs: number }
+  | { readonly type: 'released', readonly peerKey: string, readonly cid: Uint8Array, readonly reason: ReleaseReason }
 
 /** Hands one verdict to the sink method it names */
 export function deliverVerdict (sink: WantOutcomeSink, verdict: WantVerdict): void {
@@ -34,6 +39,9 @@ export function deliverVerdict (sink: WantOutcomeSink, verdict: WantVerdict): vo
       break
     case 'late':
       sink.late?.(verdict.peerKey, verdict.kind, verdict.latencyMs)
+      break
+    case 'released':
+      sink.released?.(verdict.peerKey, verdict.cid, verdict.reason)
       break
     default:
   }

@@ -5,8 +5,13 @@ export interface WantLedgerInit {
   minDeadline?: number
   /** Longest adaptive deadline, ms (default 7000, boxo's MaxTimeout) */
   maxDeadline?: number
-  /** Deadline before a peer's first latency sample, ms (default 5000, boxo's DontHaveTimeout) */
+  /**
+   * Deadline before a peer's first latency sample, ms, plus `coldRttMultiplier` × its connection's
+   * RTT when known (default 2000, boxo's maxExpectedWantProcessTime)
+   */
   coldDeadline?: number
+  /** The RTT share of the cold deadline (default 3, boxo's pingLatency multiplier) */
+  coldRttMultiplier?: number
   /** Deadline = this x the latency EWMA (default 2, as boxo) */
   deadlineMultiplier?: number
   /** EWMA weight of a new sample, in (0, 1] (default 0.5, boxo's floor for 1/n) */
@@ -26,7 +31,12 @@ export interface WantLedgerInit {
  */
 export const DEFAULT_MIN_DEADLINE = 1_000
 export const DEFAULT_MAX_DEADLINE = 7_000
-export const DEFAULT_COLD_DEADLINE = 5_000
+/**
+ * boxo's cold rule is 2 s + 3 × the ping RTT (its flat 5 s DontHaveTimeout applies only without a
+ * ping). 5 s let a silent provider hold every want of a 400-block fetch past its end (issue 10).
+ */
+export const DEFAULT_COLD_DEADLINE = 2_000
+export const DEFAULT_COLD_RTT_MULTIPLIER = 3
 export const DEFAULT_DEADLINE_MULTIPLIER = 2
 export const DEFAULT_EWMA_ALPHA = 0.5
 export const DEFAULT_MAX_WANTS_PER_PEER = 1024
@@ -43,6 +53,7 @@ export function resolveWantLedgerConfig (init: WantLedgerInit): WantLedgerConfig
     minDeadline,
     maxDeadline: checkNumber('wantLedger.maxDeadline', init.maxDeadline ?? DEFAULT_MAX_DEADLINE, minDeadline, Infinity),
     coldDeadline: checkNumber('wantLedger.coldDeadline', init.coldDeadline ?? DEFAULT_COLD_DEADLINE, 0, Infinity, { minExclusive: true }),
+    coldRttMultiplier: checkNumber('wantLedger.coldRttMultiplier', init.coldRttMultiplier ?? DEFAULT_COLD_RTT_MULTIPLIER, 0, Infinity),
     deadlineMultiplier: checkNumber('wantLedger.deadlineMultiplier', init.deadlineMultiplier ?? DEFAULT_DEADLINE_MULTIPLIER, 0, Infinity, { minExclusive: true }),
     ewmaAlpha: checkNumber('wantLedger.ewmaAlpha', init.ewmaAlpha ?? DEFAULT_EWMA_ALPHA, 0, 1, { minExclusive: true }),
     maxWantsPerPeer: checkNumber('wantLedger.maxWantsPerPeer', init.maxWantsPerPeer ?? DEFAULT_MAX_WANTS_PER_PEER, 1, Infinity, { integer: true }),

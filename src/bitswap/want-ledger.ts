@@ -3,11 +3,13 @@ import { PresenceType, readMessage, WantType } from './message.ts'
 import { ReceivedMessage } from './received-message.ts'
 import { VerdictQueue } from './verdicts.ts'
 import { resolveWantLedgerConfig } from './want-ledger-init.ts'
+import { releasable, releasableWants, releaseVerdict } from './want-release.ts'
 import { WantStore } from './want-store.ts'
 import type { MessageVisitor } from './message.ts'
 import type { AnswerKind, WantOutcomeSink } from './verdicts.ts'
 import type { WantLedgerConfig, WantLedgerInit } from './want-ledger-init.ts'
 import type { LinkedList } from '../util/linked-list.ts'
+import type { ReleaseReason } from './want-release.ts'
 import type { PeerWants, Want } from './wants.ts'
 
 /**
@@ -23,6 +25,8 @@ import type { PeerWants, Want } from './wants.ts'
  * - unrequested: a block or presence matching nothing we asked that peer for.
  * - none: the want ends neutral when the block arrives from another peer (or `settle()`), when we
  *   cancel it, or when a full wantlist leaves it out.
+ * - released: the peer will not answer a want Bitswap waits on (it missed, or `release()`): the
+ *   integrator ends that wait with a DONT_HAVE; the rules are in want-release.ts.
  *
  * Decisions (see the spec for each):
  * - A HAVE to a want-block is not its answer: it gives a presence latency sample but no verdict,
@@ -53,16 +57,8 @@ import type { PeerWants, Want } from './wants.ts'
  */
 
 export class WantLedger {
-  readonly minDeadline: number
-  readonly maxDeadline: number
-  readonly coldDeadline: number
-  readonly deadlineMultiplier: number
-  readonly ewmaAlpha: number
-  readonly maxWantsPerPeer: number
-  readonly maxPeers: number
-  readonly settledRetention: number
-
-  private readonly config: WantLedgerConfig
+  /** The settings, defaults filled in */
+  readonly config: WantLedgerConfig
   private readonly verdicts: VerdictQueue
   private readonly store: WantStore
   private generation = 0
@@ -73,18 +69,11 @@ export class WantLedger {
   private outPeer = ''
   private outNow = 0
   private outFull = false
+  private outRtt = 0
   private readonly outbound: MessageVisitor
 
   constructor (init: WantLedgerInit, sink: WantOutcomeSink) {
     const config = this.config = resolveWantLedgerConfig(init)
-    this.minDeadline = config.minDeadline
-    this.maxDeadline = config.maxDeadline
-    this.coldDeadline = config.coldDeadline
-    this.deadlineMultiplier = config.deadlineMultiplier
-    this.ewmaAlpha = config.ewmaAlpha
-    this.maxWantsPerPeer = config.maxWantsPerPeer
-    this.maxPeers = config.maxPeers
-    this.settledRetention = config.settledRetention
     this.store = new WantStore(config.maxPeers)
     this.verdicts = new VerdictQueue(sink)
 
@@ -113,7 +102,7 @@ export class WantLedger {
     return this.store.nextDue?.heapKey ?? Infinity
   }
 
-  /** One wantlist entry we sent to `peerKey`. A cancel ends the want neutral. */
+  /** One wantlist entry we sent to `peerKey`; a cancel ends the want neutral */
   sent (peerKey: string, cid: Uint8Array, wantType: WantType, sendDontHave: boolean, cancel: boolean, now: number): void {
     this.recordSent(peerKey, cid, wantType, sendDontHave, cancel, now)
     this.verdicts.flush()
@@ -122,12 +111,14 @@ export class WantLedger {
   /**
    * A whole message (frame body) we sent to `peerKey`: records its wantlist entries; a full
    * wantlist also ends, neutral, the peer's wants it leaves out (the peer replaced its list).
-   * Throws `InvalidMessageError` for malformed bytes.
+   * `rttMs` (> 0): the connection's RTT, for the cold deadline. Returns the message's generation
+   * (for `release`). Throws `InvalidMessageError` for malformed bytes.
    */
-  sentMessage (peerKey: string, message: Uint8Array, now: number): void {
+  sentMessage (peerKey: string, message: Uint8Array, now: number, rttMs = 0): number {
     this.outPeer = peerKey
     this.outNow = now
     this.outFull = false
+    this.outRtt = rttMs
     this.generation++
     try {
       readMessage(message, this.outbound)
@@ -140,6 +131,28 @@ export class WantLedger {
     } finally {
       this.verdicts.flush()
     }
+    return this.generation
+  }
+
+  /**
+   * Releases Bitswap's waits on the peer (rules: want-release.ts), all or those last sent in
+   * generations [from, to] (a failed stream's messages); they also end neutral. Returns how many.
+   */
+  release (peerKey: string, reason: Exclude<ReleaseReason, 'deadline'>, now: number, from = 0, to = Infinity): number {
+    const peer = this.store.peer(peerKey)
+    if (peer === undefined) {
+      return 0
+    }
+    const wants = releasableWants(peer, from, to)
+    for (const want of wants) {
+      // a want already overdue misses, and is released, as such
+      this.missIfOverdue(want, now)
+      this.pushRelease(want, reason)
+      this.settleWant(want, now)
+    }
+    this.reschedule(peer)
+    this.verdicts.flush()
+    return wants.length
   }
 
   /**
@@ -205,19 +218,12 @@ export class WantLedger {
   /** The peer's current deadline for a want of this type, ms */
   peerDeadline (peerKey: string, wantType: WantType = WantType.Block): number {
     const peer = this.store.peer(peerKey)
-    return peer === undefined ? this.coldDeadline : peer.deadline(wantType, this.config)
+    return peer === undefined ? this.config.coldDeadline : peer.deadline(wantType, this.config)
   }
 
   /** The peer's latency EWMA for blocks or presences, ms, or undefined before a sample */
   peerLatency (peerKey: string, kind: 'block' | 'presence' = 'block'): number | undefined {
-    const peer = this.store.peer(peerKey)
-    if (peer === undefined) {
-      return undefined
-    }
-    if (kind === 'block') {
-      return peer.blockSamples > 0 ? peer.blockEwma : undefined
-    }
-    return peer.presenceSamples > 0 ? peer.presenceEwma : undefined
+    return this.store.peer(peerKey)?.latency(kind)
   }
 
   /** Wants remembered for one peer (open or ended) */
@@ -252,6 +258,7 @@ export class WantLedger {
       }
       peer = this.store.addPeer(peerKey)
     }
+    peer.rttMs = this.outRtt > 0 ? this.outRtt : peer.rttMs
     this.store.touch(peer)
     this.purgeEnded(peer, now)
     let want = peer.wants.get(key)
@@ -268,6 +275,9 @@ export class WantLedger {
       want.detach()
       if (want.wantType !== WantType.Block) {
         want.wantType = wantType
+      }
+      if (want.state !== OPEN) {
+        want.released = want.haveSeen = false // asked again after it ended: a new want
       }
       want.sendDontHave = sendDontHave
       want.sentAt = now
@@ -313,6 +323,8 @@ export class WantLedger {
     this.missIfOverdue(want, now)
     const latencyMs = Math.max(0, now - want.sentAt)
     const kind: AnswerKind = type === PresenceType.DontHave ? 'dont-have' : 'have'
+    // Bitswap's wait on this peer ends with its HAVE, even when the want stays open for the block
+    want.haveSeen ||= kind === 'have'
     peer.sample(false, latencyMs, this.config.ewmaAlpha)
     // a HAVE to a want-block is not its answer: the block still has to come
     const ends = type === PresenceType.DontHave || want.wantType === WantType.Have
@@ -395,7 +407,15 @@ export class WantLedger {
     want.endedAt = now
     want.peer.attachEnded(want)
     this.verdicts.push({ type: 'missed', peerKey: want.peer.key, ageMs: now - want.sentAt, deadlineMs })
+    this.pushRelease(want, 'deadline')
     return true
+  }
+
+  private pushRelease (want: Want, reason: ReleaseReason): void {
+    const verdict = releasable(want) ? releaseVerdict(want, reason) : undefined
+    if (verdict !== undefined) {
+      this.verdicts.push(verdict)
+    }
   }
 
   // -- wants --

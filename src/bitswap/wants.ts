@@ -4,7 +4,7 @@ import type { HeapItem } from '../util/min-heap.ts'
 import type { WantLedgerConfig } from './want-ledger-init.ts'
 
 /** What a deadline is made of */
-export type DeadlineBounds = Pick<WantLedgerConfig, 'minDeadline' | 'maxDeadline' | 'coldDeadline' | 'deadlineMultiplier'>
+export type DeadlineBounds = Pick<WantLedgerConfig, 'minDeadline' | 'maxDeadline' | 'coldDeadline' | 'coldRttMultiplier' | 'deadlineMultiplier'>
 
 /** A want's life: open until answered or missed; late once missed; settled once answered or ended neutral */
 export type WantState = 'open' | 'late' | 'settled'
@@ -22,6 +22,10 @@ export class Want {
   endedAt = 0
   /** `sentMessage` call that last sent it, to find wants a full wantlist left out */
   generation = 0
+  /** The peer said HAVE: Bitswap's wait on this peer has ended, it must never be released */
+  haveSeen = false
+  /** A DONT_HAVE was delivered on the peer's behalf (want-release.ts): at most once per want */
+  released = false
   /** In one of the peer's lists: due (block or have), quiet or ended */
   readonly inPeer = new ListNode<Want>(this)
   /** In one of its prefix bucket's lists, for block matching */
@@ -71,6 +75,8 @@ export class PeerWants implements HeapItem {
   /** Late or settled, in the order they ended */
   readonly ended = new LinkedList<Want>()
   readonly buckets = new Map<string, PrefixBucket>()
+  /** Round-trip time of its connection, ms, for the cold deadline (0: unknown) */
+  rttMs = 0
   blockEwma = 0
   blockSamples = 0
   presenceEwma = 0
@@ -122,9 +128,18 @@ export class PeerWants implements HeapItem {
     }
   }
 
+  /** Its latency EWMA for blocks or presences, ms, or undefined before a sample */
+  latency (kind: 'block' | 'presence'): number | undefined {
+    if (kind === 'block') {
+      return this.blockSamples > 0 ? this.blockEwma : undefined
+    }
+    return this.presenceSamples > 0 ? this.presenceEwma : undefined
+  }
+
   /**
    * The peer's deadline for a want of this type, ms: want-block from the slower of its two EWMAs,
-   * want-have from the presence one (else the block one), cold before any sample
+   * want-have from the presence one (else the block one); before any sample, boxo's cold rule
+   * `coldDeadline + coldRttMultiplier × RTT`
    */
   deadline (wantType: WantType, bounds: DeadlineBounds): number {
     let latency: number
@@ -134,12 +149,12 @@ export class PeerWants implements HeapItem {
       } else if (this.blockSamples > 0) {
         latency = this.blockEwma
       } else {
-        return bounds.coldDeadline
+        return bounds.coldDeadline + bounds.coldRttMultiplier * this.rttMs
       }
     } else if (this.blockSamples > 0) {
       latency = this.presenceSamples > 0 ? Math.max(this.blockEwma, this.presenceEwma) : this.blockEwma
     } else {
-      return bounds.coldDeadline
+      return bounds.coldDeadline + bounds.coldRttMultiplier * this.rttMs
     }
     return Math.min(bounds.maxDeadline, Math.max(bounds.minDeadline, bounds.deadlineMultiplier * latency))
   }

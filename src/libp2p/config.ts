@@ -3,6 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../bitswap/frames.ts'
 import {
   DEFAULT_COLD_DEADLINE,
+  DEFAULT_COLD_RTT_MULTIPLIER,
   DEFAULT_DEADLINE_MULTIPLIER,
   DEFAULT_EWMA_ALPHA,
   DEFAULT_LEDGER_MAX_PEERS,
@@ -130,6 +131,7 @@ export interface ResolvedObserveConfig {
   minDeadline: number
   maxDeadline: number
   coldDeadline: number
+  coldRttMultiplier: number
   deadlineMultiplier: number
   ewmaAlpha: number
   maxWantsPerPeer: number
@@ -150,6 +152,7 @@ export interface ResolvedServiceConfig {
   responseDeadline: number
   rampConcurrency: number
   observeMessages: boolean
+  releaseWaits: boolean
   observe: ResolvedObserveConfig
   openStream: ResolvedOpenStreamConfig
   initialState: ProtectionSnapshot | undefined
@@ -171,6 +174,7 @@ export function resolveServiceConfig (init: BitswapCircuitBreakerInit = {}): Res
     responseDeadline: optionalNumber('responseDeadline', init.responseDeadline, DEFAULT_RESPONSE_DEADLINE, { min: 1, max: MAX_TIMER }),
     rampConcurrency: optionalNumber('rampConcurrency', init.rampConcurrency, DEFAULT_RAMP_CONCURRENCY, { min: 1, max: 1024, integer: true }),
     observeMessages: optionalBoolean('observeMessages', init.observeMessages, true),
+    releaseWaits: optionalBoolean('releaseWaits', init.releaseWaits, true),
     observe: resolveObserveConfig(init.observe),
     openStream: resolveOpenStreamConfig(init.openStream),
     initialState: init.initialState,
@@ -191,6 +195,7 @@ export function resolveObserveConfig (init: BitswapCircuitBreakerInit['observe']
     // derived when omitted, so raising the floor alone never meets the default ceiling
     maxDeadline: optionalNumber(at('maxDeadline'), o.maxDeadline, Math.max(DEFAULT_MAX_DEADLINE, minDeadline), { min: minDeadline, max: MAX_TIMER }),
     coldDeadline: optionalNumber(at('coldDeadline'), o.coldDeadline, DEFAULT_COLD_DEADLINE, { min: 0, max: MAX_TIMER, minExclusive: true }),
+    coldRttMultiplier: optionalNumber(at('coldRttMultiplier'), o.coldRttMultiplier, DEFAULT_COLD_RTT_MULTIPLIER, { min: 0, max: 1000 }),
     deadlineMultiplier: optionalNumber(at('deadlineMultiplier'), o.deadlineMultiplier, DEFAULT_DEADLINE_MULTIPLIER, { min: 0, max: 1000, minExclusive: true }),
     ewmaAlpha: optionalNumber(at('ewmaAlpha'), o.ewmaAlpha, DEFAULT_EWMA_ALPHA, { min: 0, max: 1, minExclusive: true }),
     maxWantsPerPeer: optionalNumber(at('maxWantsPerPeer'), o.maxWantsPerPeer, DEFAULT_MAX_WANTS_PER_PEER, { min: 1, max: MAX_PEERS, integer: true }),

@@ -1,3 +1,4 @@
+import type { ReleaseReason } from '../bitswap/want-release.ts'
 import type { Counter, CounterGroup, Histogram, Metrics } from '@libp2p/interface'
 
 /** Every metric name starts with this */
@@ -34,6 +35,7 @@ export class ServiceMetrics {
   private readonly recoveries?: CounterGroup
   private readonly wantLatency?: Histogram
   private readonly misses?: Counter
+  private readonly releases?: CounterGroup
 
   constructor (metrics: Metrics | undefined, source: MetricsSource) {
     if (metrics == null) {
@@ -74,6 +76,10 @@ export class ServiceMetrics {
     this.misses = metrics.registerCounter(`${METRIC_PREFIX}want_misses_total`, {
       help: 'Wants that got no answer by the peer\'s adaptive deadline'
     })
+    this.releases = metrics.registerCounterGroup(`${METRIC_PREFIX}released_wants_total`, {
+      label: 'reason',
+      help: 'Bitswap waits ended with a DONT_HAVE on behalf of a peer that will not answer, by why (deadline, circuit_open, disconnect, send_failed)'
+    })
   }
 
   trip (): void {
@@ -94,5 +100,9 @@ export class ServiceMetrics {
 
   miss (): void {
     this.misses?.increment()
+  }
+
+  released (reason: ReleaseReason): void {
+    this.releases?.increment({ [reason]: true })
   }
 }

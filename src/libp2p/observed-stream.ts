@@ -23,15 +23,37 @@ export class OutboundObservation {
   readonly core: ObserverCore
   readonly entry: PeerEntry
   readonly epoch: number
+  /** The connection's RTT when the stream opened, ms (0: unknown), for the peer's cold deadline */
+  readonly rttMs: number
   decoder: FrameDecoder | undefined
   /** Our own frames did not parse: stop reading them */
   broken = false
+  /** The ledger generations of the messages it carried (0: none yet), to release them if it fails */
+  firstGeneration = 0
+  lastGeneration = 0
 
-  constructor (stream: Stream, core: ObserverCore, entry: PeerEntry) {
+  constructor (stream: Stream, core: ObserverCore, entry: PeerEntry, rttMs: number) {
     this.stream = stream
     this.core = core
     this.entry = entry
     this.epoch = core.epoch
+    this.rttMs = rttMs
+  }
+
+  /** Its first message was recorded: from now on its failure matters (this object is the listener) */
+  carried (generation: number): void {
+    if (this.firstGeneration === 0) {
+      this.firstGeneration = generation
+      this.stream.addEventListener('close', this, { once: true })
+    }
+    this.lastGeneration = generation
+  }
+
+  /** The stream ended: reset or aborted, the peer may never have read the wants it carried */
+  handleEvent (evt: Event): void {
+    if ((evt as StreamCloseEvent).error != null) {
+      this.core.outboundFailed(this)
+    }
   }
 }
 
@@ -49,6 +71,8 @@ export class InboundObservation {
   private first: Listener | undefined
   /** Further `message` listeners and their hooks */
   private hooks: Map<Listener, EventListener> | undefined
+  /** `remoteCloseWrite` listeners and the hooks that hold the event back until buffered data is read */
+  private closeHooks: Map<Listener, EventListener> | undefined
   /** The event last observed: every listener of one dispatch gets the same event, observed once */
   private lastEvent: Event | undefined
 
@@ -63,6 +87,10 @@ export class InboundObservation {
 
   addListener (type: string, listener: Listener | null, options?: ListenerOptions): void {
     const stream = this.stream as unknown as EventTarget
+    if (type === 'remoteCloseWrite' && listener != null) {
+      stream.addEventListener(type, this.afterBufferedData(listener), options)
+      return
+    }
     if (type !== 'message' || listener == null) {
       stream.addEventListener(type, listener, options)
       return
@@ -85,8 +113,36 @@ export class InboundObservation {
     stream.addEventListener('message', hook, options)
   }
 
+  /**
+   * libp2p 3.3.11 dispatches `remoteCloseWrite` while bytes the remote sent before closing still sit
+   * in the read buffer (they go out in a microtask once a `message` listener is added). Bitswap
+   * ends its input on that event, so the last message was lost whenever the remote's FIN landed in
+   * between: a session's first block never arrived once any middleware delayed its handler. The
+   * event reaches the listener after the buffered data instead, on the stream's `end`.
+   */
+  private afterBufferedData (listener: Listener): EventListener {
+    let hook = this.closeHooks?.get(listener)
+    if (hook === undefined) {
+      const stream = this.stream
+      hook = (evt: Event): void => {
+        if (stream.readBufferLength > 0 && stream.status !== 'aborted' && stream.status !== 'reset') {
+          stream.addEventListener('end', () => { deliver(listener, stream as unknown as EventTarget, evt) }, { once: true })
+        } else {
+          deliver(listener, stream as unknown as EventTarget, evt)
+        }
+      }
+      this.closeHooks ??= new Map()
+      this.closeHooks.set(listener, hook)
+    }
+    return hook
+  }
+
   removeListener (type: string, listener: Listener | null, options?: ListenerOptions): void {
     const stream = this.stream as unknown as EventTarget
+    if (type === 'remoteCloseWrite' && listener != null) {
+      stream.removeEventListener(type, this.closeHooks?.get(listener) ?? listener, options)
+      return
+    }
     if (type === 'message' && listener != null) {
       if (listener === this.first) {
         stream.removeEventListener('message', this, options)
@@ -158,8 +214,14 @@ function observed (proxy: unknown): InboundObservation | OutboundObservation {
 
 function outboundSend (this: unknown, data: Chunk): boolean {
   const observation = observed(this) as OutboundObservation
-  // send first: if it throws (stream closed) nothing was asked
-  const accepted = observation.stream.send(data)
+  let accepted: boolean
+  try {
+    accepted = observation.stream.send(data)
+  } catch (err) {
+    // nothing was asked, yet Bitswap carries on as if it had been (it only aborts the stream)
+    observation.core.sent(observation, data, true)
+    throw err
+  }
   observation.core.sent(observation, data)
   return accepted
 }
@@ -242,8 +304,8 @@ export function observeInbound (stream: Stream, core: ObserverCore, entry: PeerE
 }
 
 /** The stream to hand to Bitswap in place of an outbound `stream`: what it sends is read by `core` */
-export function observeOutbound (stream: Stream, core: ObserverCore, entry: PeerEntry): Stream {
+export function observeOutbound (stream: Stream, core: ObserverCore, entry: PeerEntry, rttMs: number): Stream {
   const proxy = new Proxy(stream, outboundHandler)
-  OBSERVED.set(proxy, new OutboundObservation(stream, core, entry))
+  OBSERVED.set(proxy, new OutboundObservation(stream, core, entry, rttMs))
   return proxy
 }

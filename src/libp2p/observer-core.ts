@@ -10,6 +10,7 @@ import type { DeadlineScheduler } from './deadline-scheduler.ts'
 import type { Chunk, InboundObservation, OutboundObservation } from './observed-stream.ts'
 import type { AbuseReason, BitswapObserverInit, ObserverSink, ObserverStats } from './observer.ts'
 import type { AnswerKind, WantOutcomeSink } from '../bitswap/verdicts.ts'
+import type { ReleaseReason } from '../bitswap/want-release.ts'
 import type { Clock } from '../clock.ts'
 import type { PeerId } from '@libp2p/interface'
 
@@ -118,8 +119,11 @@ export class ObserverCore implements WantOutcomeSink {
 
   // -- data --
 
-  /** Our frames to the peer: the wants in them open (or refresh) ledger entries */
-  sent (observation: OutboundObservation, data: Chunk): void {
+  /**
+   * Our frames to the peer: the wants in them open (or refresh) ledger entries. `failed`: the send
+   * threw, so they are released at once (Bitswap does not notice: it waits for their answers).
+   */
+  sent (observation: OutboundObservation, data: Chunk, failed = false): void {
     const entry = observation.entry
     if (observation.broken || entry.removed || observation.epoch !== this.epoch) {
       return
@@ -129,7 +133,10 @@ export class ObserverCore implements WantOutcomeSink {
     try {
       decoder.push(data)
       for (let frame = decoder.next(); frame !== undefined; frame = decoder.next()) {
-        this.ledger.sentMessage(entry.key, frame, now)
+        observation.carried(this.ledger.sentMessage(entry.key, frame, now, observation.rttMs))
+      }
+      if (failed) {
+        this.outboundFailed(observation)
       }
     } catch {
       // our own Bitswap wrote it, so the peer is not to blame: stop reading this stream
@@ -137,6 +144,22 @@ export class ObserverCore implements WantOutcomeSink {
       decoder.reset()
     }
     this.arm()
+  }
+
+  /** An outbound stream failed: the wants it carried are released (want-release.ts) */
+  outboundFailed (observation: OutboundObservation): void {
+    if (observation.firstGeneration === 0 || observation.entry.removed || observation.epoch !== this.epoch) {
+      return
+    }
+    this.ledger.release(observation.entry.key, 'send_failed', this.clock.now(), observation.firstGeneration, observation.lastGeneration)
+    this.arm()
+  }
+
+  /** Releases every wait on the peer (its circuit opened, or it disconnected) */
+  releasePeer (key: string, reason: 'circuit_open' | 'disconnect'): number {
+    const released = this.ledger.release(key, reason, this.clock.now())
+    this.arm()
+    return released
   }
 
   /** A chunk from the peer; false when the stream was aborted for it and must not be delivered */
@@ -212,6 +235,13 @@ export class ObserverCore implements WantOutcomeSink {
 
   unrequested (): void {
     this.unrequestedItems++
+  }
+
+  released (peerKey: string, cid: Uint8Array, reason: ReleaseReason): void {
+    const entry = this.peers.get(peerKey)
+    if (entry !== undefined) {
+      this.sink.releaseWant?.(entry.id, cid, reason)
+    }
   }
 
   // -- the one deadline timer --

@@ -4,6 +4,7 @@ import { observeInbound, observeOutbound } from './observed-stream.ts'
 import type { InboundLimitsInit } from './inbound-limits.ts'
 import type { DeadlineScheduler } from './deadline-scheduler.ts'
 import type { WantLedgerInit } from '../bitswap/want-ledger-init.ts'
+import type { ReleaseReason } from '../bitswap/want-release.ts'
 import type { Outcome } from '../states.ts'
 import type { Clock } from '../clock.ts'
 import type { PeerId, Stream } from '@libp2p/interface'
@@ -34,6 +35,8 @@ export interface ObserverSink {
   verdict(peer: PeerId, outcome: Outcome, latencyMs: number, err?: Error): void
   /** The peer broke the rules: garbage, an oversized message, unrequested data, or an inbound limit */
   abuse(peer: PeerId, reason: AbuseReason, err?: Error): void
+  /** The peer will not answer this want: end Bitswap's wait on it (see want-release.ts) */
+  releaseWant?(peer: PeerId, cid: Uint8Array, reason: ReleaseReason): void
 }
 
 export type AbuseReason = 'protocol_error' | 'unrequested' | 'inbound_streams' | 'inbound_bytes'
@@ -110,9 +113,20 @@ export class BitswapObserver {
     return observeInbound(stream, this.core, this.core.entry(peer))
   }
 
-  /** The stream to hand to Bitswap in place of `stream`: the wants it sends are recorded */
-  wrapOutbound (stream: Stream, peer: PeerId): Stream {
-    return observeOutbound(stream, this.core, this.core.entry(peer))
+  /**
+   * The stream to hand to Bitswap in place of `stream`: the wants it sends are recorded, and
+   * released if it fails. `rttMs`: its connection's RTT, for the peer's cold want deadline.
+   */
+  wrapOutbound (stream: Stream, peer: PeerId, rttMs?: number): Stream {
+    return observeOutbound(stream, this.core, this.core.entry(peer), rttMs != null && rttMs > 0 ? rttMs : 0)
+  }
+
+  /**
+   * Releases every wait Bitswap has on the peer (`circuit_open`, `disconnect`): the sink hears
+   * `releaseWant` once per unanswered want; returns how many
+   */
+  releasePeer (peer: PeerId, reason: 'circuit_open' | 'disconnect'): number {
+    return this.core.releasePeer(peer.toString(), reason)
   }
 
   /** The peer's current want-block deadline (ms): adaptive once it has answered, cautious before */

@@ -10,6 +10,7 @@ import { PeerIsolation } from './isolation.ts'
 import { ServiceMetrics } from './metrics.ts'
 import { installMiddleware } from './middleware.ts'
 import { RampLimiter } from './ramp-limiter.ts'
+import { WantReleaser } from './release.ts'
 import { StreamGate } from './stream-gate.ts'
 import { patchMiddlewarePileup } from './upstream.ts'
 import type { BitswapCircuitBreakerComponents, BitswapCircuitBreakerEvents, BitswapCircuitBreakerInit, BitswapCircuitBreakerService, CircuitEventDetail, ServicePeerStatus, ServiceStatus } from '../index.ts'
@@ -43,6 +44,8 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   private readonly scheduler: DeadlineScheduler
   private readonly gate: StreamGate
   private readonly isolation: PeerIsolation
+  /** Ends Bitswap's waits on peers that will not answer (release.ts) */
+  private readonly releaser: WantReleaser
   private readonly ramp: RampLimiter
   private readonly rampConcurrency: number
   private readonly metrics: ServiceMetrics
@@ -72,7 +75,15 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       },
       localNetworkSuspected: () => this.protection.populationGuard.check(this.protection.clock.now()) ? 1 : 0
     })
-    this.gate = new StreamGate(components, config, this.protection, this.scheduler, this.metrics, this.log)
+    this.releaser = new WantReleaser(components, {
+      protocols: this.protocols,
+      // only message observation knows which wants a peer left unanswered
+      enabled: config.releaseWaits && config.observeMessages,
+      scheduler: this.scheduler,
+      maxPeers: config.protection.maxPeers,
+      onRelease: (reason) => { this.metrics.released(reason) }
+    })
+    this.gate = new StreamGate(components, config, this.protection, this.scheduler, this.metrics, this.log, this.releaser)
     this.isolation = new PeerIsolation(components.connectionManager, config, this.protection, this.gate.guard, this.scheduler, this.log)
     this.bridgeEngineEvents()
     if (config.initialState !== undefined) {
@@ -186,6 +197,8 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     const { events } = this.components
     events.addEventListener('peer:disconnect', this.onDisconnect)
     this.undo.push(() => { events.removeEventListener('peer:disconnect', this.onDisconnect) })
+    this.releaser.start()
+    this.undo.push(() => { this.releaser.stop() })
     this.started = true
     this.isolation.running = true
     this.log('started on %s, upstream middleware workaround %s', this.protocols.join(', '), this.upstreamWorkaround)
@@ -232,7 +245,8 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     return {
       ...status,
       openDeadline: id == null ? undefined : this.gate.guard.deadlineFor(id),
-      wantDeadline: id == null || this.gate.observer == null ? undefined : this.gate.observer.deadlineFor(id)
+      wantDeadline: id == null || this.gate.observer == null ? undefined : this.gate.observer.deadlineFor(id),
+      releasedWants: this.releaser.releasedFor(peer)
     }
   }
 
@@ -258,12 +272,14 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     return {
       ...this.protection.getOverallStatus(),
       streams: { ...this.gate.streams },
-      upstreamMiddlewareWorkaround: this.upstreamWorkaround
+      upstreamMiddlewareWorkaround: this.upstreamWorkaround,
+      releases: { status: this.releaser.status, released: this.releaser.released }
     }
   }
 
-  /** Wants still open to a peer that went away will never be answered: not its fault */
+  /** Wants still open to a peer that went away will never be answered: not its fault, but Bitswap still waits */
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    this.gate.observer?.releasePeer(evt.detail, 'disconnect')
     this.gate.observer?.removePeer(evt.detail)
   }
 
@@ -282,7 +298,13 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
       }
       this.safeDispatchEvent('circuit:open', { detail })
       // side effects after the engine has finished its transition (we are inside its callback)
-      queueMicrotask(() => { this.isolation.isolate(peer) })
+      queueMicrotask(() => {
+        if (this.started) {
+          // Bitswap would wait on the peer's unanswered wants until its caller gives up
+          this.gate.observer?.releasePeer(peer, 'circuit_open')
+        }
+        this.isolation.isolate(peer)
+      })
     } else if (evt.to === CircuitState.HALF_OPEN) {
       this.safeDispatchEvent('circuit:half-open', { detail })
     } else {

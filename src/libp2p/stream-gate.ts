@@ -11,6 +11,8 @@ import type { RejectionReason, ServiceMetrics } from './metrics.ts'
 import type { AbuseReason, ObserverSink } from './observer.ts'
 import type { OpenStreamGate, OpenStreamGuardComponents } from './open-stream-init.ts'
 import type { StreamOutcomeSink } from './stream-watch.ts'
+import type { WantReleaser } from './release.ts'
+import type { ReleaseReason } from '../bitswap/want-release.ts'
 import type { BitswapProtectionManager } from '../protection/protection-manager.ts'
 import type { Admission, Permit, Rejection } from '../breaker/permit.ts'
 import type { Connection, Logger, PeerId, Stream } from '@libp2p/interface'
@@ -40,8 +42,9 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
   private readonly minResponseDeadline: number
   /** With message observation a clean close is no evidence: answers are (see observer.ts) */
   private readonly cleanClose: Outcome
+  private readonly releaser: WantReleaser | undefined
 
-  constructor (components: OpenStreamGuardComponents, config: ResolvedServiceConfig, protection: BitswapProtectionManager, scheduler: DeadlineScheduler, metrics: ServiceMetrics, log: Logger) {
+  constructor (components: OpenStreamGuardComponents, config: ResolvedServiceConfig, protection: BitswapProtectionManager, scheduler: DeadlineScheduler, metrics: ServiceMetrics, log: Logger, releaser?: WantReleaser) {
     this.protection = protection
     this.scheduler = scheduler
     this.metrics = metrics
@@ -57,6 +60,7 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
       ? new BitswapObserver({ ...config.observe, clock: protection.clock, scheduler }, this)
       : undefined
     this.cleanClose = this.observer == null ? Outcome.SUCCESS : Outcome.NEUTRAL
+    this.releaser = releaser
   }
 
   /**
@@ -70,7 +74,7 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
     const outbound = stream.direction === 'outbound'
     // outbound opens that went through `openStream` were admitted (and are watched) by the guard
     if (outbound && this.guard.inFlight(peer) > 0) {
-      next(this.observer?.wrapOutbound(stream, peer) ?? stream, connection)
+      next(this.observer?.wrapOutbound(stream, peer, connection.rtt) ?? stream, connection)
       return
     }
     if (outbound) {
@@ -111,7 +115,7 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
     if (this.observer == null) {
       next(stream, connection)
     } else {
-      next(outbound ? this.observer.wrapOutbound(stream, peer) : this.observer.wrapInbound(stream, peer), connection)
+      next(outbound ? this.observer.wrapOutbound(stream, peer, connection.rtt) : this.observer.wrapInbound(stream, peer), connection)
     }
   }
 
@@ -194,6 +198,13 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
     }
     if (!this.allowed(peer)) {
       this.protection.observe(peer, outcome, latencyMs, err)
+    }
+  }
+
+  /** The peer will not answer this want: a DONT_HAVE on its behalf (trusted peers are never judged) */
+  releaseWant (peer: PeerId, cid: Uint8Array, reason: ReleaseReason): void {
+    if (!this.allowed(peer)) {
+      this.releaser?.release(peer, cid, reason)
     }
   }
 

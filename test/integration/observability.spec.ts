@@ -137,7 +137,7 @@ describe('observability and control on real nodes', function () {
         const line = `${sample.name} ${JSON.stringify(sample.labels)}`
         assert.ok(!ids.some(id => line.includes(id)), `a peer id in ${line}`)
         for (const label of Object.keys(sample.labels)) {
-          assert.ok(['state', 'status', 'rejection', 'event', 'le'].includes(label), `unexpected label ${label} in ${line}`)
+          assert.ok(['state', 'status', 'rejection', 'event', 'reason', 'le'].includes(label), `unexpected label ${label} in ${line}`)
         }
       }
       assert.ok(!after.text.split('\n').filter(l => l.includes(METRIC_PREFIX)).some(l => ids.some(id => l.includes(id))))

@@ -7,7 +7,8 @@ describe('bitswap/want-ledger-init: resolveWantLedgerConfig', () => {
     assert.deepEqual(resolveWantLedgerConfig({}), {
       minDeadline: 1000,
       maxDeadline: 7000,
-      coldDeadline: 5000,
+      coldDeadline: 2000,
+      coldRttMultiplier: 3,
       deadlineMultiplier: 2,
       ewmaAlpha: 0.5,
       maxWantsPerPeer: 1024,

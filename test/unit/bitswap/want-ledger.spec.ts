@@ -48,8 +48,9 @@ const PB = cidToPrefix(cid(0, DAG_PB))
 
 function setup (init: WantLedgerInit = {}): { ledger: WantLedger, sink: RecordingSink } {
   const sink = new RecordingSink()
-  // boxo's 50 ms floor keeps the arithmetic of these specs readable; the default is 1 s
-  return { ledger: new WantLedger({ minDeadline: 50, ...init }, sink), sink }
+  // boxo's 50 ms floor and flat 5 s cold deadline keep the arithmetic of these specs readable;
+  // the defaults are 1 s and 2 s + 3 x RTT (want-release.spec.ts)
+  return { ledger: new WantLedger({ minDeadline: 50, coldDeadline: 5000, coldRttMultiplier: 0, ...init }, sink), sink }
 }
 
 /** A broadcast want as helia sends it: want-block, sendDontHave true */
@@ -71,13 +72,13 @@ describe('bitswap/want-ledger', () => {
   describe('config', () => {
     it('defaults to boxo\'s numbers, but a 1 s floor (JS shares one event loop)', () => {
       const ledger = new WantLedger({}, new RecordingSink())
-      assert.equal(ledger.minDeadline, 1000)
-      assert.equal(ledger.maxDeadline, 7000)
-      assert.equal(ledger.coldDeadline, 5000)
-      assert.equal(ledger.deadlineMultiplier, 2)
-      assert.equal(ledger.ewmaAlpha, 0.5)
-      assert.equal(ledger.maxWantsPerPeer, 1024)
-      assert.equal(ledger.peerDeadline('nobody'), 5000)
+      assert.equal(ledger.config.minDeadline, 1000)
+      assert.equal(ledger.config.maxDeadline, 7000)
+      assert.equal(ledger.config.coldDeadline, 2000)
+      assert.equal(ledger.config.deadlineMultiplier, 2)
+      assert.equal(ledger.config.ewmaAlpha, 0.5)
+      assert.equal(ledger.config.maxWantsPerPeer, 1024)
+      assert.equal(ledger.peerDeadline('nobody'), 2000)
       assert.equal(ledger.peerLatency('nobody'), undefined)
       assert.equal(ledger.nextDeadline, Infinity)
       assert.equal(ledger.expire(1e12), Infinity)

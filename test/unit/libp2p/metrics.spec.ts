@@ -93,7 +93,8 @@ describe('ServiceMetrics', () => {
       [`${METRIC_PREFIX}rejections_total`]: 'counterGroup',
       [`${METRIC_PREFIX}recoveries_total`]: 'counterGroup',
       [`${METRIC_PREFIX}want_response_seconds`]: 'histogram',
-      [`${METRIC_PREFIX}want_misses_total`]: 'counter'
+      [`${METRIC_PREFIX}want_misses_total`]: 'counter',
+      [`${METRIC_PREFIX}released_wants_total`]: 'counterGroup'
     })
     assert.equal(METRIC_PREFIX, 'libp2p_bitswap_circuit_breaker_')
     for (const [name, r] of stub.registered) {

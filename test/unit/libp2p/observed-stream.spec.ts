@@ -13,6 +13,7 @@ import { makeBlocks } from '../../../fixtures/blocks.ts'
 import { asStream, concat, FakeStream, RecordingSink, split } from './observer-harness.ts'
 import type { TestBlock } from '../../../fixtures/blocks.ts'
 import type { Chunk } from './observer-harness.ts'
+import type { ObserverSink } from '../../../src/libp2p/observer.ts'
 import type { PeerId, Stream } from '@libp2p/interface'
 
 /** The proxies Bitswap is handed (observed-stream.ts), driven through the observer that makes them */
@@ -74,14 +75,17 @@ describe('libp2p/observed-stream', () => {
       assert.deepEqual(sink.outcomes(), [Outcome.SUCCESS, Outcome.SUCCESS])
     })
 
-    it('a send that throws (stream closed) records no want', () => {
+    it('a send that throws (stream closed) releases its wants at once and judges none (Bitswap would wait for them)', () => {
       const fake = new FakeStream('outbound')
       const stream = observer.wrapOutbound(asStream(fake), alice)
+      const released: Array<[string, string]> = []
+      ;(sink as unknown as ObserverSink).releaseWant = (peer, _cid, reason) => { released.push([peer.toString(), reason]) }
       fake.abort(new Error('gone'))
       assert.throws(() => stream.send(encodeFrame(wantlistMessage([blocks[0].cid]))), /closed/)
-      assert.equal(observer.stats.wants, 0)
+      assert.deepEqual(released, [[alice.toString(), 'send_failed']])
       clock.tick(10_000)
       assert.equal(sink.verdicts.length, 0)
+      assert.equal(released.length, 1)
     })
 
     it('is a faithful proxy: private-field methods work, log is the same callable, sets reach the stream', () => {
