@@ -4,7 +4,6 @@ import { abortErrorFor, classifyOutcome } from '../breaker/execute.ts'
 import { TransitionReason } from '../breaker/core.ts'
 import { BitswapCircuitBreaker } from '../breaker/per-peer.ts'
 import { REJECTED_RECOVERY, UNTRACKED_PERMIT } from '../breaker/permit.ts'
-import { EventEmitter } from '../event.ts'
 import { DEFAULT_MAX_PEERS } from '../peers/config.ts'
 import { HealthMonitor } from '../health/health-monitor.ts'
 import { PeerTable } from '../peers/peer-table.ts'
@@ -12,6 +11,7 @@ import { RecoveryManager } from '../recovery/recovery-manager.ts'
 import { CircuitState, HealthStatus, Outcome } from '../states.ts'
 import { defaultReadyToTrip } from '../breaker/config.ts'
 import { AutoTune } from './auto-tune.ts'
+import { ProtectionEmitter } from './events.ts'
 import { resolveProtectionConfig } from './config.ts'
 import { PopulationGuard } from './population-guard.ts'
 import { MAX_SNAPSHOT_ENTRIES, prepareSnapshot, SNAPSHOT_VERSION } from './snapshot.ts'
@@ -41,7 +41,7 @@ export type { CircuitStateCounts, OverallStatus, PeerSnapshot, PeerStatus, Prote
  * fails re-trips the circuit instead of letting all traffic through; health-based tripping really
  * trips; every count in the overall status is real.
  */
-export class BitswapProtectionManager implements PermitOwner {
+export class BitswapProtectionManager extends ProtectionEmitter implements PermitOwner {
   readonly clock: Clock
   readonly registry: PeerTable
   readonly circuitBreaker: BitswapCircuitBreaker
@@ -49,12 +49,6 @@ export class BitswapProtectionManager implements PermitOwner {
   readonly recoveryManager: RecoveryManager
   readonly populationGuard: PopulationGuard
   readonly autoTune: AutoTune
-  /** Fired when local-network suspicion starts or clears */
-  readonly onPopulationChange: (listener: (evt: LocalSuspicionChange) => void) => Disposable
-  /** Fired after every circuit state change */
-  readonly onTransition: (listener: (evt: TransitionEvent) => void) => Disposable
-
-  private readonly transitions = new EventEmitter<TransitionEvent>()
   private readonly enableAutoRecovery: boolean
   private readonly enableHealthBasedTripping: boolean
   private readonly disposables: Disposable[] = []
@@ -67,6 +61,7 @@ export class BitswapProtectionManager implements PermitOwner {
 
   constructor (init: ProtectionConfigInit = {}, options: ProtectionManagerOptions = {}) {
     // resolved once, up front: an error names the field by its full path and nothing is built
+    super()
     const resolved = resolveProtectionConfig(init)
     checkEngineOptions(options)
     this.clock = options.clock ?? systemClock
@@ -81,10 +76,8 @@ export class BitswapProtectionManager implements PermitOwner {
       registry: this.registry,
       rampSpeed: resolved.enableAutoTuning ? (record, at) => this.autoTune.recoveryRampSpeed(record, at) : undefined
     })
-    this.onPopulationChange = this.populationGuard.onChange
     this.enableAutoRecovery = resolved.enableAutoRecovery
     this.enableHealthBasedTripping = resolved.enableHealthBasedTripping
-    this.onTransition = this.transitions.listen
 
     // without a user rule, trip sensitivity is auto-tuned per peer (auto-tune.ts); the default rule
     // (as in a config spread from defaultProtectionConfig()) is not a user rule
@@ -95,40 +88,56 @@ export class BitswapProtectionManager implements PermitOwner {
     this.disposables.push(
       core.onTransition(this.populationGuard.recordTransition),
       core.onTransition((record, from, to, reason, now) => {
-        if (to === CircuitState.OPEN) {
-          if (isTrip(reason)) {
-            this.trips++
+        this.reportTransition(() => {
+          if (to === CircuitState.OPEN) {
+            if (isTrip(reason)) {
+              this.trips++
+            }
+            // a peer that trips again while ramping back starts over once it closes
+            this.recoveryManager.cancel(record, now)
+          } else if (to === CircuitState.CLOSED && from === CircuitState.HALF_OPEN && this.enableAutoRecovery) {
+            this.recoveryManager.start(record, now)
           }
-          // a peer that trips again while ramping back starts over once it closes
-          this.recoveryManager.cancel(record, now)
-        } else if (to === CircuitState.CLOSED && from === CircuitState.HALF_OPEN && this.enableAutoRecovery) {
-          this.recoveryManager.start(record, now)
-        }
-        this.transitions.emit({ peer: record.peer, from, to, reason })
+          this.emit('transition', { peer: record.peer, from, to, reason })
+        })
       }),
-      this.recoveryManager.onRecoveryFailed(({ peer, reason }) => {
-        const record = this.registry.find(peer)
-        if (record === undefined) {
-          return
-        }
-        const now = this.clock.now()
-        // a ramp that ran out of time without failures only met a quiet peer: let it be (a failed
-        // recovery holds its peer at rate 0, which only a trip or a cancel undoes); a vetoed trip
-        // (population guard) must not leave the peer shut out at rate 0 either
-        if (reason !== 'failures' || !core.trip(record, now, TransitionReason.RECOVERY_FAILED)) {
-          this.recoveryManager.cancel(record, now)
-        }
-      }),
-      this.healthMonitor.onStatusChange(({ peer, to }) => {
-        if (!this.enableHealthBasedTripping || to !== HealthStatus.UNHEALTHY) {
-          return
-        }
-        const record = this.registry.find(peer)
+      this.recoveryManager.onRecoveryStart((evt) => { this.emit('recovery:start', evt) }),
+      this.recoveryManager.onRecoveryComplete((evt) => { this.emit('recovery:complete', evt) }),
+      this.recoveryManager.onRecoveryFailed((evt) => {
+        const record = this.registry.find(evt.peer)
         if (record !== undefined) {
-          core.trip(record, this.clock.now(), TransitionReason.UNHEALTHY)
+          const now = this.clock.now()
+          // a ramp that ran out of time without failures only met a quiet peer: let it be (a failed
+          // recovery holds its peer at rate 0, which only a trip or a cancel undoes); a vetoed trip
+          // (population guard) must not leave the peer shut out at rate 0 either
+          if (evt.reason !== 'failures' || !core.trip(record, now, TransitionReason.RECOVERY_FAILED)) {
+            this.recoveryManager.cancel(record, now)
+          }
         }
-      })
+        // after the trip it caused, as the trip's own event
+        this.emit('recovery:fail', evt)
+      }),
+      this.healthMonitor.onStatusChange((evt) => {
+        if (this.enableHealthBasedTripping && evt.to === HealthStatus.UNHEALTHY) {
+          const record = this.registry.find(evt.peer)
+          if (record !== undefined) {
+            core.trip(record, this.clock.now(), TransitionReason.UNHEALTHY)
+          }
+        }
+        this.emit('health:change', evt)
+      }),
+      this.populationGuard.onChange((evt) => { this.emit('population:change', evt) })
     )
+  }
+
+  /** `listener` after every circuit state change; the handle unsubscribes (see the `transition` event) */
+  onTransition (listener: (evt: TransitionEvent) => void): Disposable {
+    return this.listen('transition', listener)
+  }
+
+  /** `listener` when local-network suspicion starts or clears (see the `population:change` event) */
+  onPopulationChange (listener: (evt: LocalSuspicionChange) => void): Disposable {
+    return this.listen('population:change', listener)
   }
 
   // -- the two-step API used by the libp2p service (hot path: one permit, nothing else) --
@@ -411,7 +420,6 @@ export class BitswapProtectionManager implements PermitOwner {
     for (const d of this.disposables) {
       d.dispose()
     }
-    this.transitions.clear()
     this.healthMonitor.close()
     this.recoveryManager.close()
     this.populationGuard.close()
