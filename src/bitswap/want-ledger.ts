@@ -276,7 +276,7 @@ export class WantLedger {
       if (want.wantType !== WantType.Block) {
         want.wantType = wantType
       }
-      if (want.state !== OPEN) {
+      if (want.state !== 'open') {
         want.released = want.haveSeen = false // asked again after it ended: a new want
       }
       want.sendDontHave = sendDontHave

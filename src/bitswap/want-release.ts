@@ -1,5 +1,4 @@
 import { cidBytesFromKeys } from './dont-have.ts'
-import { LATE, OPEN } from './wants.ts'
 import type { WantVerdict } from './verdicts.ts'
 import type { PeerWants, Want } from './wants.ts'
 
@@ -27,7 +26,7 @@ export type ReleaseReason = 'deadline' | 'circuit_open' | 'disconnect' | 'send_f
 
 /** Bitswap may still be waiting on the peer for this want, and we never released it */
 export function releasable (want: Want): boolean {
-  return want.sendDontHave && !want.haveSeen && !want.released && (want.state === OPEN || want.state === LATE)
+  return want.sendDontHave && !want.haveSeen && !want.released && (want.state === 'open' || want.state === 'late')
 }
 
 /** The peer's releasable wants last sent in a `sentMessage` generation within [from, to] */
