@@ -38,7 +38,7 @@
 import { CircuitBreakerService } from './libp2p/service.ts'
 import { DEFAULT_SERVICE_KEY } from './libp2p/constants.ts'
 import type { Clock, RandomSource } from './clock.ts'
-import type { BitswapProtectionManager, OverallStatus, PeerStatus, ProtectionConfigInit, ProtectionSnapshot } from './protection/protection-manager.ts'
+import type { BitswapProtectionManager, OverallStatus, PeerStatus, ProtectionInit, ProtectionSnapshot } from './protection/protection-manager.ts'
 import type { LocalSuspicionChange } from './protection/population-guard.ts'
 import type { TransitionReason } from './breaker/core.ts'
 import type { BitswapObserverInit } from './libp2p/observer.ts'
@@ -125,7 +125,7 @@ export interface BitswapCircuitBreakerEvents {
   'population:local-recovered': CustomEvent<LocalSuspicionChange>
 }
 
-export interface BitswapCircuitBreakerInit extends ProtectionConfigInit {
+export interface BitswapCircuitBreakerInit extends ProtectionInit {
   /**
    * The Bitswap protocols whose streams are gated
    *

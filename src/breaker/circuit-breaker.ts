@@ -6,7 +6,7 @@ import { resolveCircuitBreakerConfig } from './config.ts'
 import { BreakerCore, TransitionReason } from './core.ts'
 import { abortErrorFor, runAdmitted } from './execute.ts'
 import { checkEngineOptions } from '../validate.ts'
-import type { CircuitBreakerConfig, Counts, ResolvedCircuitBreakerConfig } from './config.ts'
+import type { CircuitBreakerInit, Counts, ResolvedCircuitBreakerConfig } from './config.ts'
 import type { ExecuteOptions, ProtectedFunction } from './execute.ts'
 import type { Clock, RandomSource } from '../clock.ts'
 import type { Disposable, Listener } from '../event.ts'
@@ -30,7 +30,7 @@ export interface StateChangeEvent {
 }
 
 /**
- * One circuit breaker with gobreaker semantics (see `CircuitBreakerConfig`), plus open-duration
+ * One circuit breaker with gobreaker semantics (see `CircuitBreakerInit`), plus open-duration
  * backoff, neutral outcomes for aborted calls, and manual trip / isolate / reset. No timers:
  * state is computed from the clock whenever it is looked at.
  */
@@ -46,7 +46,7 @@ export class CircuitBreaker {
   private readonly clock: Clock
   private readonly events = new EventEmitter<StateChangeEvent>()
 
-  constructor (name: string, config: CircuitBreakerConfig = {}, options: CircuitBreakerOptions = {}) {
+  constructor (name: string, config: CircuitBreakerInit = {}, options: CircuitBreakerOptions = {}) {
     if (typeof name !== 'string') {
       throw new InvalidConfigError(`name must be a string, got ${String(name)}`)
     }

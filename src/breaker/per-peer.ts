@@ -8,7 +8,7 @@ import { BreakerCore, TransitionReason } from './core.ts'
 import { abortErrorFor, runAdmitted, runUnprotected } from './execute.ts'
 import { checkEngineOptions } from '../validate.ts'
 import type { StateChangeEvent } from './circuit-breaker.ts'
-import type { CircuitBreakerConfig, Counts, ResolvedCircuitBreakerConfig } from './config.ts'
+import type { CircuitBreakerInit, Counts, ResolvedCircuitBreakerConfig } from './config.ts'
 import type { ExecuteOptions, ProtectedFunction } from './execute.ts'
 import type { Clock, RandomSource } from '../clock.ts'
 import type { Disposable, Listener } from '../event.ts'
@@ -64,7 +64,7 @@ export class BitswapCircuitBreaker {
   private readonly clock: Clock
   private readonly events = new EventEmitter<PeerStateChangeEvent>()
 
-  constructor (config: CircuitBreakerConfig = {}, options: BitswapCircuitBreakerOptions = {}) {
+  constructor (config: CircuitBreakerInit = {}, options: BitswapCircuitBreakerOptions = {}) {
     this.config = resolveCircuitBreakerConfig(config)
     checkEngineOptions(options)
     this.clock = options.clock ?? options.registry?.clock ?? systemClock

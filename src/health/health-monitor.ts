@@ -6,7 +6,7 @@ import { HealthStatus, Outcome } from '../states.ts'
 import { resolveHealthMonitorConfig } from './config.ts'
 import { DEGRADED, HEALTHY, HealthWindow, UNHEALTHY, addSample, computeStatus, isLive, restart, successRate } from './health-window.ts'
 import { checkEngineOptions } from '../validate.ts'
-import type { HealthMonitorConfig, ResolvedHealthMonitorConfig } from './config.ts'
+import type { HealthMonitorInit, ResolvedHealthMonitorConfig } from './config.ts'
 import type { Clock } from '../clock.ts'
 import type { Disposable, Listener } from '../event.ts'
 import type { PeerLike } from '../peers/peer-key.ts'
@@ -105,7 +105,7 @@ export class HealthMonitor {
   private readonly lastErrors = new WeakMap<HealthWindow, unknown>()
   private closed = false
 
-  constructor (config: HealthMonitorConfig = {}, options: HealthMonitorOptions = {}) {
+  constructor (config: HealthMonitorInit = {}, options: HealthMonitorOptions = {}) {
     this.config = resolveHealthMonitorConfig(config)
     checkEngineOptions(options)
     this.clock = options.clock ?? options.registry?.clock ?? systemClock

@@ -1,17 +1,7 @@
 import { isPeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { DEFAULT_MAX_MESSAGE_SIZE } from '../bitswap/frames.ts'
-import {
-  DEFAULT_COLD_DEADLINE,
-  DEFAULT_COLD_RTT_MULTIPLIER,
-  DEFAULT_DEADLINE_MULTIPLIER,
-  DEFAULT_EWMA_ALPHA,
-  DEFAULT_LEDGER_MAX_PEERS,
-  DEFAULT_MAX_DEADLINE,
-  DEFAULT_MAX_WANTS_PER_PEER,
-  DEFAULT_MIN_DEADLINE,
-  DEFAULT_SETTLED_RETENTION
-} from '../bitswap/want-ledger-init.ts'
+import { resolveWantLedgerConfig } from '../bitswap/want-ledger-init.ts'
 import { systemClock } from '../clock.ts'
 import { InvalidConfigError } from '../errors.ts'
 import { resolveProtectionConfig } from '../protection/config.ts'
@@ -111,8 +101,6 @@ export const DEFAULT_OPEN_UNCONNECTED_FLOOR = 2_000
 
 /** setTimeout's limit, ms: every duration the service arms a timer for stays below it */
 const MAX_TIMER = 2 ** 31 - 1
-/** The bound of the engine's peer table */
-const MAX_PEERS = 2 ** 24
 
 export interface ResolvedOpenStreamConfig {
   coldDeadline: number
@@ -187,20 +175,10 @@ export function resolveServiceConfig (init: BitswapCircuitBreakerInit = {}): Res
 export function resolveObserveConfig (init: BitswapCircuitBreakerInit['observe'], path: string = 'observe'): ResolvedObserveConfig {
   const o = section(path, init)
   const at = (field: string): string => pathOf(path, field)
-  const minDeadline = optionalNumber(at('minDeadline'), o.minDeadline, DEFAULT_MIN_DEADLINE, { min: 0, max: MAX_TIMER, minExclusive: true })
   const maxInboundBytesPerSecond = optionalNumber(at('maxInboundBytesPerSecond'), o.maxInboundBytesPerSecond, DEFAULT_MAX_INBOUND_BYTES_PER_SECOND, { min: 0, minExclusive: true })
   return {
+    ...resolveWantLedgerConfig(o, path),
     maxMessageSize: optionalNumber(at('maxMessageSize'), o.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE, { min: 1, max: 2 ** 31 - 1, integer: true }),
-    minDeadline,
-    // derived when omitted, so raising the floor alone never meets the default ceiling
-    maxDeadline: optionalNumber(at('maxDeadline'), o.maxDeadline, Math.max(DEFAULT_MAX_DEADLINE, minDeadline), { min: minDeadline, max: MAX_TIMER }),
-    coldDeadline: optionalNumber(at('coldDeadline'), o.coldDeadline, DEFAULT_COLD_DEADLINE, { min: 0, max: MAX_TIMER, minExclusive: true }),
-    coldRttMultiplier: optionalNumber(at('coldRttMultiplier'), o.coldRttMultiplier, DEFAULT_COLD_RTT_MULTIPLIER, { min: 0, max: 1000 }),
-    deadlineMultiplier: optionalNumber(at('deadlineMultiplier'), o.deadlineMultiplier, DEFAULT_DEADLINE_MULTIPLIER, { min: 0, max: 1000, minExclusive: true }),
-    ewmaAlpha: optionalNumber(at('ewmaAlpha'), o.ewmaAlpha, DEFAULT_EWMA_ALPHA, { min: 0, max: 1, minExclusive: true }),
-    maxWantsPerPeer: optionalNumber(at('maxWantsPerPeer'), o.maxWantsPerPeer, DEFAULT_MAX_WANTS_PER_PEER, { min: 1, max: MAX_PEERS, integer: true }),
-    maxPeers: optionalNumber(at('maxPeers'), o.maxPeers, DEFAULT_LEDGER_MAX_PEERS, { min: 1, max: MAX_PEERS, integer: true }),
-    settledRetention: optionalNumber(at('settledRetention'), o.settledRetention, DEFAULT_SETTLED_RETENTION, { min: 0, max: MAX_TIMER }),
     maxInboundStreamsPerPeer: optionalNumber(at('maxInboundStreamsPerPeer'), o.maxInboundStreamsPerPeer, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER, { min: 1, max: 65_535, integer: true }),
     maxInboundBytesPerSecond,
     maxInboundBurstBytes: optionalNumber(at('maxInboundBurstBytes'), o.maxInboundBurstBytes, maxInboundBytesPerSecond, { min: 1 })

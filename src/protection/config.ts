@@ -307,10 +307,27 @@ export function resolveAutoTuneConfig (config: AutoTuneInit = {}, path: string =
 // -- the manager --
 
 /** Every part resolved: what `defaultProtectionConfig()` returns */
-export interface ProtectionConfig {
+export interface ProtectionConfig extends Required<Pick<ProtectionInit, 'enableAutoRecovery' | 'enableHealthBasedTripping' | 'enableAutoTuning' | 'maxPeers' | 'idleTimeout'>> {
   circuitBreaker: CircuitBreakerDefaults
   healthMonitor: ResolvedHealthMonitorConfig
   recovery: ResolvedRecoveryConfig
+  populationGuard: ResolvedPopulationGuardConfig
+  autoTune: AutoTuneDefaults
+}
+
+/**
+ * The protection manager's options. Every field is optional: `undefined` takes the default, and
+ * `{ ...defaultProtectionConfig(), x }` is valid for every field.
+ */
+export interface ProtectionInit {
+  /** The per-peer circuit breakers (see `CircuitBreakerInit`) */
+  circuitBreaker?: CircuitBreakerInit
+
+  /** Per-peer health (see `HealthMonitorInit`) */
+  healthMonitor?: HealthMonitorInit
+
+  /** The ramp back to full traffic after a circuit closes (see `RecoveryInit`) */
+  recovery?: RecoveryInit
 
   /**
    * After a circuit closes again, ramp the peer's traffic back up by the recovery strategy instead
@@ -318,7 +335,7 @@ export interface ProtectionConfig {
    *
    * @default true
    */
-  enableAutoRecovery: boolean
+  enableAutoRecovery?: boolean
 
   /**
    * Trip a peer's circuit when its health becomes UNHEALTHY (e.g. too many consecutive errors),
@@ -326,7 +343,7 @@ export interface ProtectionConfig {
    *
    * @default true
    */
-  enableHealthBasedTripping: boolean
+  enableHealthBasedTripping?: boolean
 
   /**
    * Tune trip sensitivity and the recovery ramp from each peer's load and the population's health
@@ -334,20 +351,20 @@ export interface ProtectionConfig {
    *
    * @default true
    */
-  enableAutoTuning: boolean
+  enableAutoTuning?: boolean
 
   /** Caps on how much of the population may be ejected, and local-network suspicion */
-  populationGuard: ResolvedPopulationGuardConfig
+  populationGuard?: PopulationGuardInit
 
   /** Bounds of the auto-tuning rules */
-  autoTune: AutoTuneDefaults
+  autoTune?: AutoTuneInit
 
   /**
-   * The most peers tracked at once (breaker, health and recovery state share one entry per peer)
+   * The most peers tracked at once (breaker, health and recovery state share one record per peer)
    *
    * @default 10000
    */
-  maxPeers: number
+  maxPeers?: number
 
   /**
    * A clean peer (CLOSED, not recovering) unseen for this long is forgotten. Infinity: only the
@@ -355,24 +372,6 @@ export interface ProtectionConfig {
    *
    * @default 600000
    */
-  idleTimeout: number
-}
-
-/**
- * The protection manager's options. Every field is optional and takes its default (see
- * `ProtectionConfig` for each one's documentation and default); `{ ...defaultProtectionConfig(), x }`
- * is valid for every field.
- */
-export interface ProtectionInit {
-  circuitBreaker?: CircuitBreakerInit
-  healthMonitor?: HealthMonitorInit
-  recovery?: RecoveryInit
-  enableAutoRecovery?: boolean
-  enableHealthBasedTripping?: boolean
-  enableAutoTuning?: boolean
-  populationGuard?: PopulationGuardInit
-  autoTune?: AutoTuneInit
-  maxPeers?: number
   idleTimeout?: number
 }
 

@@ -17,7 +17,7 @@ import { PopulationGuard } from './population-guard.ts'
 import { MAX_SNAPSHOT_ENTRIES, prepareSnapshot, SNAPSHOT_VERSION } from './snapshot.ts'
 import { checkEngineOptions } from '../validate.ts'
 import type { PreparedSnapshot } from './snapshot.ts'
-import type { ProtectionConfigInit } from './config.ts'
+import type { ProtectionInit } from './config.ts'
 import type { LocalSuspicionChange } from './population-guard.ts'
 import type { CircuitStateCounts, OverallStatus, PeerSnapshot, PeerStatus, ProtectionManagerOptions, ProtectionSnapshot, RestoreOptions, RestoreStats, TransitionEvent } from './types.ts'
 import type { Counts } from '../breaker/config.ts'
@@ -59,7 +59,7 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
   private restoreStats: RestoreStats | undefined
   private closed = false
 
-  constructor (init: ProtectionConfigInit = {}, options: ProtectionManagerOptions = {}) {
+  constructor (init: ProtectionInit = {}, options: ProtectionManagerOptions = {}) {
     // resolved once, up front: an error names the field by its full path and nothing is built
     super()
     const resolved = resolveProtectionConfig(init)

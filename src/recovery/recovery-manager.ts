@@ -6,7 +6,7 @@ import { CANCELLED, COMPLETED, DEFERRED, DEFERRED_FAILED, FAILED, NONE, RECOVERI
 import { RecoveryPhase } from './types.ts'
 import { checkEngineOptions } from '../validate.ts'
 import type { RecoveryEvent, RecoveryFailedEvent, RecoveryFailureReason, RecoveryManagerOptions, RecoveryState, RecoveryStats } from './types.ts'
-import type { RecoveryConfig, ResolvedRecoveryConfig } from './config.ts'
+import type { RecoveryInit, ResolvedRecoveryConfig } from './config.ts'
 import type { Clock } from '../clock.ts'
 import type { Disposable, Listener } from '../event.ts'
 import type { PeerLike } from '../peers/peer-key.ts'
@@ -66,7 +66,7 @@ export class RecoveryManager implements RecordKeeper {
   /** Forgets a peer's ramp: the whole record in a table of our own, the ramp in a shared one */
   private readonly forget: (record: PeerRecord) => void
 
-  constructor (config: RecoveryConfig = {}, options: RecoveryManagerOptions = {}) {
+  constructor (config: RecoveryInit = {}, options: RecoveryManagerOptions = {}) {
     this.config = resolveRecoveryConfig(config)
     checkEngineOptions(options)
     this.clock = options.clock ?? options.registry?.clock ?? systemClock

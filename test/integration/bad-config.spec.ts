@@ -62,6 +62,7 @@ const OPTIONS: Array<[path: string, kind: Kind, infinityIsOff?: boolean]> = [
   ['openStream.maxDeadline', 'number'],
   ['openStream.unconnectedFloor', 'number'],
   ['openStream.neutralErrors', 'list'],
+  ['openStream.clock', 'section'],
   ['circuitBreaker', 'section'],
   ['circuitBreaker.maxRequests', 'integer'],
   ['circuitBreaker.interval', 'number', true],
@@ -112,6 +113,28 @@ const OPTIONS: Array<[path: string, kind: Kind, infinityIsOff?: boolean]> = [
   ['autoTune.minRampSpeed', 'number'],
   ['autoTune.maxRampSpeed', 'number']
 ]
+
+type Init = BitswapCircuitBreakerInit
+/** Every option by name, so that typecheck fails here when an option is added without a row above */
+const EVERY_OPTION: {
+  top: Record<Exclude<keyof Init, 'initialState'>, true>
+  observe: Record<keyof NonNullable<Init['observe']>, true>
+  openStream: Record<keyof NonNullable<Init['openStream']>, true>
+  circuitBreaker: Record<keyof NonNullable<Init['circuitBreaker']>, true>
+  healthMonitor: Record<keyof NonNullable<Init['healthMonitor']>, true>
+  recovery: Record<keyof NonNullable<Init['recovery']>, true>
+  populationGuard: Record<keyof NonNullable<Init['populationGuard']>, true>
+  autoTune: Record<keyof NonNullable<Init['autoTune']>, true>
+} = {
+  top: { protocols: true, disconnectOnOpen: true, redialOnHalfOpen: true, observeMessages: true, releaseWaits: true, allowlist: true, responseDeadline: true, rampConcurrency: true, random: true, clock: true, enableAutoRecovery: true, enableHealthBasedTripping: true, enableAutoTuning: true, maxPeers: true, idleTimeout: true, observe: true, openStream: true, circuitBreaker: true, healthMonitor: true, recovery: true, populationGuard: true, autoTune: true },
+  observe: { maxMessageSize: true, minDeadline: true, maxDeadline: true, coldDeadline: true, coldRttMultiplier: true, deadlineMultiplier: true, ewmaAlpha: true, maxWantsPerPeer: true, maxPeers: true, settledRetention: true, maxInboundStreamsPerPeer: true, maxInboundBytesPerSecond: true, maxInboundBurstBytes: true },
+  openStream: { coldDeadline: true, coldMultiplier: true, sampleMultiplier: true, minSamples: true, sampleWindow: true, minDeadline: true, maxDeadline: true, unconnectedFloor: true, neutralErrors: true, clock: true },
+  circuitBreaker: { maxRequests: true, interval: true, timeout: true, readyToTrip: true, isSuccessful: true, onStateChange: true, backoffMultiplier: true, maxTimeout: true, jitter: true, backoffDecay: true, maxHalfOpenDwell: true },
+  healthMonitor: { healthyThreshold: true, degradedThreshold: true, maxResponseTime: true, maxConsecutiveErrors: true, minSamples: true, maxAge: true, window: true },
+  recovery: { strategy: true, initialRecoveryRate: true, maxRecoveryRate: true, recoveryInterval: true, recoveryIncrement: true, successThreshold: true, failureThreshold: true, maxRecoveryTime: true, cooldownPeriod: true },
+  populationGuard: { maxOpenShare: true, localFailureShare: true, minPeersForLocalSuspicion: true, localFailureWindow: true, outlierDetection: true, outlierStdevFactor: true, outlierMinVolume: true, outlierMinPeers: true, outlierInterval: true },
+  autoTune: { rateWindow: true, rateSmoothing: true, minTripRequests: true, maxTripRequests: true, minTripFailureRatio: true, maxTripFailureRatio: true, minRampSpeed: true, maxRampSpeed: true }
+}
 
 /** `null` means something only here (documented on each option) */
 const NULL_ALLOWED = new Set(['circuitBreaker.readyToTrip', 'circuitBreaker.onStateChange'])
@@ -246,6 +269,11 @@ describe('bad config on a real libp2p node', function () {
   it(`covers at least 70 bad values (has ${cases.length}) over every option`, () => {
     assert.ok(cases.length >= 70)
     assert.equal(new Set(cases.map(c => c.path)).size, OPTIONS.length)
+    const every = [
+      ...Object.keys(EVERY_OPTION.top),
+      ...Object.entries(EVERY_OPTION).filter(([section]) => section !== 'top').flatMap(([section, fields]) => Object.keys(fields).map(f => `${section}.${f}`))
+    ].sort()
+    assert.deepEqual(OPTIONS.map(([path]) => path).sort(), every)
   })
 
   for (const { path, label, value, names } of cases) {
