@@ -57,7 +57,7 @@ export interface HealthStats {
   degradedPeers: number
   unhealthyPeers: number
   unknownPeers: number
-  /** Mean of the peers' success rates (UNKNOWN peers included, as in the seed); 0 with no peers */
+  /** Mean of the peers' success rates (UNKNOWN peers included, as the Go original counts them); 0 with no peers */
   averageSuccessRate: number
   /** Mean of the peers' mean response times; 0 with no peers */
   averageResponseTime: number

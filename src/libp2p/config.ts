@@ -81,7 +81,7 @@ export const DEFAULT_NEUTRAL_OPEN_ERRORS: readonly string[] = [
   'NoValidAddressesError'
 ]
 
-// open-stream deadlines: research/openstream-deadline.md, its adaptive+identify setting
+// open-stream deadlines: measured against a blackholed peer ("the experiment", docs/design.md)
 /** A peer with no samples, identify time or RTT gets this long to open a stream, ms (the experiment's fixed deadline) */
 export const DEFAULT_OPEN_COLD_DEADLINE = 1_000
 /** Before samples: this x the identify time on the connection (the experiment's 4x) */

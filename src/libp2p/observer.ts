@@ -18,7 +18,7 @@ import type { PeerId, Stream } from '@libp2p/interface'
  * - Inbound streams: `message` listeners (and async iteration, which uses them) are wrapped, so each
  *   chunk is charged to the peer's byte budget and its frames reach the ledger before the handler
  *   sees them. No listener of our own is ever attached: a passive `message` listener would make the
- *   stream dispatch data the handler has not asked for yet (anchors-libp2p §0.4).
+ *   stream dispatch data before Bitswap attaches its own (after `close()`), which then gets none.
  * - The ledger's verdicts go to the sink: a block or HAVE is a success, a DONT_HAVE neutral (a valid
  *   answer), a want unanswered by the peer's adaptive deadline a failure (`WantDeadlineError`).
  *   One scheduler entry, armed for the ledger's next deadline, drives every miss.

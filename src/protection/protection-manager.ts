@@ -35,11 +35,7 @@ export type { CircuitStateCounts, OverallStatus, PeerSnapshot, PeerStatus, Prote
 
 /**
  * Breaker → recovery gate → the call → health record, per peer, sharing one bounded peer table.
- *
- * Divergences from the seed (each fixes a bug it had): breaker and recovery rejections are not
- * counted as the peer's failures; a peer recovers only after its circuit closes, and a recovery that
- * fails re-trips the circuit instead of letting all traffic through; health-based tripping really
- * trips; every count in the overall status is real.
+ * Our own rejections are never the peer's failures, so a gated peer is not punished twice.
  */
 export class BitswapProtectionManager extends ProtectionEmitter implements PermitOwner {
   readonly clock: Clock
@@ -234,7 +230,7 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
     }
   }
 
-  // -- the seed's API --
+  // -- the Go original's API --
 
   /**
    * Runs `fn` for `peer` if its circuit and recovery ramp allow it, and records the outcome.
