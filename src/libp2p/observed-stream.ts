@@ -63,6 +63,8 @@ export class InboundObservation {
   readonly entry: PeerEntry
   readonly epoch: number
   decoder: FrameDecoder | undefined
+  /** Bytes of its partial frame counted in the shared budget */
+  held = 0
   /** We aborted the stream: nothing more is delivered */
   failed = false
   /** Counted in the peer's open streams */
@@ -188,6 +190,7 @@ export class InboundObservation {
    */
   private closed (_evt: StreamCloseEvent): void {
     this.open = false
+    this.core.release(this)
     this.decoder = undefined
     this.lastEvent = undefined
     this.core.inboundClosed(this.entry)

@@ -226,6 +226,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     this.suspicionCheck = 0
     this.started = false
     this.isolation.running = false
+    this.isolation.clear()
     this.log('stopped')
   }
 
@@ -257,8 +258,11 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   /** Undoes one `isolate`; once the last is released the peer may redial as a half-open probe */
   release (peer: PeerId): void {
     this.protection.release(peer)
-    if (this.started && this.redialOnHalfOpen) {
-      this.isolation.scheduleProbe(peer)
+    if (this.started) {
+      this.isolation.scheduleDwellCheck(peer)
+      if (this.redialOnHalfOpen) {
+        this.isolation.scheduleProbe(peer)
+      }
     }
   }
 
@@ -271,6 +275,8 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     return {
       ...this.protection.getOverallStatus(),
       streams: { ...this.gate.streams },
+      eventLoop: { ...this.scheduler.lag },
+      observer: this.gate.observer?.stats,
       upstreamMiddlewareWorkaround: this.upstreamWorkaround,
       releases: { status: this.releaser.status, released: this.releaser.released }
     }

@@ -54,6 +54,8 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
   private trips = 0
   private restoreStats: RestoreStats | undefined
   private closed = false
+  /** The record `punish` is tripping: the population guard is not asked */
+  private punishing: PeerRecord | undefined
 
   constructor (init: ProtectionInit = {}, options: ProtectionManagerOptions = {}) {
     // resolved once, up front: an error names the field by its full path and nothing is built
@@ -80,7 +82,7 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
     if (resolved.circuitBreaker.readyToTrip === defaultReadyToTrip && resolved.enableAutoTuning) {
       core.policy = { shouldTrip: (counts: Counts, record, now) => this.autoTune.shouldTrip(record, counts, now) }
     }
-    core.canTrip = (record, now) => this.populationGuard.canTrip(record, now)
+    core.canTrip = (record, now) => record === this.punishing || this.populationGuard.canTrip(record, now)
     this.disposables.push(
       core.onTransition(this.populationGuard.recordTransition),
       core.onTransition((record, from, to, reason, now) => {
@@ -275,6 +277,28 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
   /** Forces a peer's circuit OPEN now (it then follows the normal OPEN → HALF_OPEN path) */
   trip (peer: PeerLike, reason: TransitionReason = TransitionReason.TRIP): boolean {
     return this.circuitBreaker.tripPeer(peer, reason)
+  }
+
+  /**
+   * Trips a peer that abused us (a flood, a memory or wantlist budget broken) whatever the
+   * population guard says: its cap keeps useful peers from being opened all at once, and local
+   * suspicion protects peers from our own outage; neither is in doubt when a peer floods us.
+   */
+  punish (peer: PeerLike): boolean {
+    if (this.closed) {
+      return false
+    }
+    const now = this.clock.now()
+    const record = this.registry.get(peer, now)
+    if (record === undefined) {
+      return false
+    }
+    this.punishing = record
+    try {
+      return this.circuitBreaker.core.trip(record, now, TransitionReason.ABUSE)
+    } finally {
+      this.punishing = undefined
+    }
   }
 
   /** Holds a peer's circuit OPEN until `release` (ref-counted; not a trip, no backoff) */
