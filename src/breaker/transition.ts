@@ -51,7 +51,15 @@ export interface TripPolicy {
 
 /** A policy from the user's `readyToTrip(counts)`, which gets a copy of the counts */
 export function readyToTripPolicy (readyToTrip: (counts: Counts) => boolean): TripPolicy {
-  return { shouldTrip: (counts) => Boolean(readyToTrip({ ...counts })) }
+  return {
+    shouldTrip: (c) => Boolean(readyToTrip({
+      requests: c.requests,
+      totalSuccesses: c.totalSuccesses,
+      totalFailures: c.totalFailures,
+      consecutiveSuccesses: c.consecutiveSuccesses,
+      consecutiveFailures: c.consecutiveFailures
+    }))
+  }
 }
 
 interface PendingTransition {

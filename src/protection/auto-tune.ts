@@ -111,8 +111,9 @@ export class AutoTune {
 
   /** Counts one request to the peer (call it once per settled request, any outcome) */
   record (record: PeerRecord, now: number): void {
-    const w = Math.floor(now / this.rateWindow)
     const last = record.rateWindow
+    // still the window being counted: a multiplication instead of a division on the hot path
+    const w = now < (last + 1) * this.rateWindow ? last : Math.floor(now / this.rateWindow)
     if (w > last) {
       record.rateAverage = this.folded(record, w - last)
       record.rateCount = 0

@@ -4,7 +4,6 @@ import { abortErrorFor, classifyOutcome } from '../breaker/execute.ts'
 import { TransitionReason } from '../breaker/core.ts'
 import { BitswapCircuitBreaker } from '../breaker/per-peer.ts'
 import { REJECTED_RECOVERY, UNTRACKED_PERMIT } from '../breaker/permit.ts'
-import { EventEmitter } from '../event.ts'
 import { DEFAULT_MAX_PEERS } from '../peers/config.ts'
 import { HealthMonitor } from '../health/health-monitor.ts'
 import { PeerTable } from '../peers/peer-table.ts'
@@ -12,6 +11,7 @@ import { RecoveryManager } from '../recovery/recovery-manager.ts'
 import { CircuitState, HealthStatus, Outcome } from '../states.ts'
 import { defaultReadyToTrip } from '../breaker/config.ts'
 import { AutoTune } from './auto-tune.ts'
+import { ProtectionEmitter } from './events.ts'
 import { resolveProtectionConfig } from './config.ts'
 import { PopulationGuard } from './population-guard.ts'
 import { MAX_SNAPSHOT_ENTRIES, prepareSnapshot, SNAPSHOT_VERSION } from './snapshot.ts'
@@ -37,7 +37,7 @@ export type { CircuitStateCounts, OverallStatus, PeerSnapshot, PeerStatus, Prote
  * Breaker → recovery gate → the call → health record, per peer, sharing one bounded peer table.
  * Our own rejections are never the peer's failures, so a gated peer is not punished twice.
  */
-export class BitswapProtectionManager implements PermitOwner {
+export class BitswapProtectionManager extends ProtectionEmitter implements PermitOwner {
   readonly clock: Clock
   readonly registry: PeerTable
   readonly circuitBreaker: BitswapCircuitBreaker
@@ -45,12 +45,6 @@ export class BitswapProtectionManager implements PermitOwner {
   readonly recoveryManager: RecoveryManager
   readonly populationGuard: PopulationGuard
   readonly autoTune: AutoTune
-  /** Fired when local-network suspicion starts or clears */
-  readonly onPopulationChange: (listener: (evt: LocalSuspicionChange) => void) => Disposable
-  /** Fired after every circuit state change */
-  readonly onTransition: (listener: (evt: TransitionEvent) => void) => Disposable
-
-  private readonly transitions = new EventEmitter<TransitionEvent>()
   private readonly enableAutoRecovery: boolean
   private readonly enableHealthBasedTripping: boolean
   private readonly disposables: Disposable[] = []
@@ -65,6 +59,7 @@ export class BitswapProtectionManager implements PermitOwner {
 
   constructor (init: ProtectionInit = {}, options: ProtectionManagerOptions = {}) {
     // resolved once, up front: an error names the field by its full path and nothing is built
+    super()
     const resolved = resolveProtectionConfig(init)
     checkEngineOptions(options)
     this.clock = options.clock ?? systemClock
@@ -79,10 +74,8 @@ export class BitswapProtectionManager implements PermitOwner {
       registry: this.registry,
       rampSpeed: resolved.enableAutoTuning ? (record, at) => this.autoTune.recoveryRampSpeed(record, at) : undefined
     })
-    this.onPopulationChange = this.populationGuard.onChange
     this.enableAutoRecovery = resolved.enableAutoRecovery
     this.enableHealthBasedTripping = resolved.enableHealthBasedTripping
-    this.onTransition = this.transitions.listen
 
     // without a user rule, trip sensitivity is auto-tuned per peer (auto-tune.ts); the default rule
     // (as in a config spread from defaultProtectionConfig()) is not a user rule
@@ -93,40 +86,56 @@ export class BitswapProtectionManager implements PermitOwner {
     this.disposables.push(
       core.onTransition(this.populationGuard.recordTransition),
       core.onTransition((record, from, to, reason, now) => {
-        if (to === CircuitState.OPEN) {
-          if (isTrip(reason)) {
-            this.trips++
+        this.reportTransition(() => {
+          if (to === CircuitState.OPEN) {
+            if (isTrip(reason)) {
+              this.trips++
+            }
+            // a peer that trips again while ramping back starts over once it closes
+            this.recoveryManager.cancel(record, now)
+          } else if (to === CircuitState.CLOSED && from === CircuitState.HALF_OPEN && this.enableAutoRecovery) {
+            this.recoveryManager.start(record, now)
           }
-          // a peer that trips again while ramping back starts over once it closes
-          this.recoveryManager.cancel(record, now)
-        } else if (to === CircuitState.CLOSED && from === CircuitState.HALF_OPEN && this.enableAutoRecovery) {
-          this.recoveryManager.start(record, now)
-        }
-        this.transitions.emit({ peer: record.peer, from, to, reason })
+          this.emit('transition', { peer: record.peer, from, to, reason })
+        })
       }),
-      this.recoveryManager.onRecoveryFailed(({ peer, reason }) => {
-        const record = this.registry.find(peer)
-        if (record === undefined) {
-          return
-        }
-        const now = this.clock.now()
-        // a ramp that ran out of time without failures only met a quiet peer: let it be (a failed
-        // recovery holds its peer at rate 0, which only a trip or a cancel undoes); a vetoed trip
-        // (population guard) must not leave the peer shut out at rate 0 either
-        if (reason !== 'failures' || !core.trip(record, now, TransitionReason.RECOVERY_FAILED)) {
-          this.recoveryManager.cancel(record, now)
-        }
-      }),
-      this.healthMonitor.onStatusChange(({ peer, to }) => {
-        if (!this.enableHealthBasedTripping || to !== HealthStatus.UNHEALTHY) {
-          return
-        }
-        const record = this.registry.find(peer)
+      this.recoveryManager.onRecoveryStart((evt) => { this.emit('recovery:start', evt) }),
+      this.recoveryManager.onRecoveryComplete((evt) => { this.emit('recovery:complete', evt) }),
+      this.recoveryManager.onRecoveryFailed((evt) => {
+        const record = this.registry.find(evt.peer)
         if (record !== undefined) {
-          core.trip(record, this.clock.now(), TransitionReason.UNHEALTHY)
+          const now = this.clock.now()
+          // a ramp that ran out of time without failures only met a quiet peer: let it be (a failed
+          // recovery holds its peer at rate 0, which only a trip or a cancel undoes); a vetoed trip
+          // (population guard) must not leave the peer shut out at rate 0 either
+          if (evt.reason !== 'failures' || !core.trip(record, now, TransitionReason.RECOVERY_FAILED)) {
+            this.recoveryManager.cancel(record, now)
+          }
         }
-      })
+        // after the trip it caused, as the trip's own event
+        this.emit('recovery:fail', evt)
+      }),
+      this.healthMonitor.onStatusChange((evt) => {
+        if (this.enableHealthBasedTripping && evt.to === HealthStatus.UNHEALTHY) {
+          const record = this.registry.find(evt.peer)
+          if (record !== undefined) {
+            core.trip(record, this.clock.now(), TransitionReason.UNHEALTHY)
+          }
+        }
+        this.emit('health:change', evt)
+      }),
+      this.populationGuard.onChange((evt) => { this.emit('population:change', evt) })
     )
+  }
+
+  /** `listener` after every circuit state change; the handle unsubscribes (see the `transition` event) */
+  onTransition (listener: (evt: TransitionEvent) => void): Disposable {
+    return this.listen('transition', listener)
+  }
+
+  /** `listener` when local-network suspicion starts or clears (see the `population:change` event) */
+  onPopulationChange (listener: (evt: LocalSuspicionChange) => void): Disposable {
+    return this.listen('population:change', listener)
   }
 
   // -- the two-step API used by the libp2p service (hot path: one permit, nothing else) --
@@ -165,7 +174,7 @@ export class BitswapProtectionManager implements PermitOwner {
   settlePermit (permit: Permit, outcome: Outcome, latencyMs: number, err: unknown, now: number | undefined): void {
     const record = permit.record
     if (record !== undefined) {
-      this.record(record, permit.epoch, outcome, now ?? this.clock.now(), latencyMs, err)
+      this.record(record, permit.epoch, outcome, now ?? permit.at + (latencyMs > 0 ? latencyMs : 0), latencyMs, err)
     }
   }
 
@@ -243,15 +252,17 @@ export class BitswapProtectionManager implements PermitOwner {
       throw admission.error
     }
     const isSuccessful = this.circuitBreaker.config.isSuccessful
-    const startedAt = this.clock.now()
+    const startedAt = admission.at
     let result: T
     try {
       result = await fn(signal)
     } catch (err) {
-      admission.settle(classifyOutcome(isSuccessful, true, err, signal), this.clock.now() - startedAt, err)
+      const now = this.clock.now()
+      admission.settle(classifyOutcome(isSuccessful, true, err, signal), now - startedAt, err, now)
       throw err
     }
-    admission.settle(classifyOutcome(isSuccessful, false, undefined, signal), this.clock.now() - startedAt)
+    const now = this.clock.now()
+    admission.settle(classifyOutcome(isSuccessful, false, undefined, signal), now - startedAt, undefined, now)
     return result
   }
 
@@ -429,7 +440,6 @@ export class BitswapProtectionManager implements PermitOwner {
     for (const d of this.disposables) {
       d.dispose()
     }
-    this.transitions.clear()
     this.healthMonitor.close()
     this.recoveryManager.close()
     this.populationGuard.close()
