@@ -358,7 +358,7 @@ export class PopulationGuard implements RecordKeeper {
   private evaluate (now: number): void {
     const need = localSuspicionThreshold(this.usefulCount, this.config.localFailureShare, this.config.minPeersForLocalSuspicion)
     // enough established peers failing, and none of them answered since those failures began
-    const suspected = this.failingCount >= need && this.lastGoodAt <= this.failureTimeOf(need)
+    const suspected = this.failingCount >= need && this.lastGoodAt <= (this.failing.newest(need) ?? Infinity)
     if (suspected !== this.isSuspected) {
       this.isSuspected = suspected
       this.emit(suspected, this.failingCount, now)
@@ -369,16 +369,6 @@ export class PopulationGuard implements RecordKeeper {
     if (this.changes.size > 0) {
       this.changes.emit({ suspected, failing, population: this.usefulCount, at })
     }
-  }
-
-  /** When the `n`-th newest failure happened (the failing list is oldest first), or Infinity */
-  private failureTimeOf (n: number): number {
-    let record = this.failing.tail
-    while (n > 1 && record !== undefined) {
-      record = record.failPrev
-      n--
-    }
-    return record === undefined ? Infinity : record.lastFailure
   }
 
   /** Sets a record's flags, keeping the totals (of useful peers only) in step */

@@ -232,7 +232,7 @@ describe('PopulationGuard', () => {
     })
 
     it('never holds more than the cap open, and counts exactly what the core holds (property)', () => {
-      type Op = { kind: 'add' | 'sybil' } | { kind: 'trip' | 'ok' | 'fail', peer: number } | { kind: 'tick', ms: number }
+      type Op = { kind: 'add' } | { kind: 'sybil' } | { kind: 'trip' | 'ok' | 'fail', peer: number } | { kind: 'tick', ms: number }
       const opArb: fc.Arbitrary<Op> = fc.oneof(
         { weight: 2, arbitrary: fc.constant<Op>({ kind: 'add' }) },
         { weight: 1, arbitrary: fc.constant<Op>({ kind: 'sybil' }) },
