@@ -49,7 +49,6 @@ type OpenStreamFn = ConnectionManager['openStream']
 
 const CODE_P2P = 421
 
-
 export class OpenStreamGuard<T = Permit> {
   private readonly components: OpenStreamGuardComponents
   private readonly gate: OpenStreamGate<T>
