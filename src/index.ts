@@ -44,6 +44,8 @@ import type { TransitionReason } from './breaker/core.ts'
 import type { BitswapObserverInit } from './libp2p/observer.ts'
 import type { CircuitState, HealthStatus } from './states.ts'
 import type { OpenStreamGuardInit } from './libp2p/open-stream-init.ts'
+import type { EventLoopLag } from './libp2p/deadline-scheduler.ts'
+import type { ObserverStats } from './libp2p/observer.ts'
 import type { ReleaseStatus } from './libp2p/release.ts'
 import type { ComponentLogger, ConnectionGater, Libp2pEvents, Metrics, PeerId, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
@@ -70,6 +72,8 @@ export type { LocalSuspicionChange } from './protection/population-guard.ts'
 export type { TransitionReason } from './breaker/core.ts'
 export type { BitswapObserverInit } from './libp2p/observer.ts'
 export type { OpenStreamGuardInit } from './libp2p/open-stream-init.ts'
+export type { EventLoopLag } from './libp2p/deadline-scheduler.ts'
+export type { ObserverStats } from './libp2p/observer.ts'
 export type { ReleaseStatus } from './libp2p/release.ts'
 export type { ReleaseReason } from './bitswap/want-release.ts'
 
@@ -248,6 +252,13 @@ export interface StreamCounts {
 /** The engine's overall status plus what only the service knows */
 export interface ServiceStatus extends OverallStatus {
   streams: StreamCounts
+  /**
+   * Stalls of our own event loop, as the deadline timer measured them. Pending deadlines were
+   * pushed back by each, so no peer was judged on time we could not read its answers in.
+   */
+  eventLoop: EventLoopLag
+  /** Message observation and the inbound limits: counters, and bytes of partial frames held now (absent with `observeMessages: false`) */
+  observer: ObserverStats | undefined
   /** Whether the libp2p <= 3.3.11 middleware workaround had to be applied */
   upstreamMiddlewareWorkaround: 'applied' | 'not-needed' | 'not-started'
   /** Waits released with a DONT_HAVE (`releaseWaits`) */

@@ -36,7 +36,7 @@ export const Outcome = {
 } as const
 export type Outcome = typeof Outcome[keyof typeof Outcome]
 
-/** Numeric circuit states used in the per-slot columns (hot path compares small integers) */
+/** Numeric circuit states (hot paths compare small integers) */
 export const STATE_CLOSED = 0
 export const STATE_OPEN = 1
 export const STATE_HALF_OPEN = 2

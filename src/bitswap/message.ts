@@ -387,3 +387,58 @@ export function readMessage (bytes: Uint8Array, visitor: MessageVisitor): void {
     }
   }
 }
+
+/** Presences counted by the last `countWantlistEntries` call (module state, like the varint reader) */
+let countedPresences = 0
+
+/** The block presences the last `countWantlistEntries` call found (at most its limit + 1) */
+export function lastPresenceCount (): number {
+  return countedPresences
+}
+
+/**
+ * Counts a message's wantlist entries (and, see `lastPresenceCount`, its block presences) without
+ * reading them, stopping as soon as either passes `limit`: the cost of judging a hostile message
+ * is bounded by the limit, not by the message. Only the framing of the top level and of the
+ * wantlist is read; a malformed part found on the way throws `InvalidMessageError`.
+ */
+export function countWantlistEntries (bytes: Uint8Array, limit: number): number {
+  const end = bytes.length
+  let pos = 0
+  let entries = 0
+  countedPresences = 0
+  while (pos < end && entries <= limit && countedPresences <= limit) {
+    pos = readTag(bytes, pos, end)
+    const tag = varLow
+    const field = tag >>> 3
+    if (field === 1 && (tag & 7) === WIRE_BYTES) {
+      const start = readLength(bytes, pos, end)
+      pos = start + varLow
+      entries += countEntries(bytes, start, pos, limit - entries)
+    } else if (field === 4 && (tag & 7) === WIRE_BYTES) {
+      pos = readLength(bytes, pos, end)
+      pos += varLow
+      countedPresences++
+    } else {
+      pos = skipField(bytes, pos, end, field, tag & 7, 0)
+    }
+  }
+  return entries
+}
+
+/** Entries (field 1) of one wantlist, stopping past `limit` */
+function countEntries (buf: Uint8Array, pos: number, end: number, limit: number): number {
+  let entries = 0
+  while (pos < end && entries <= limit) {
+    pos = readTag(buf, pos, end)
+    const tag = varLow
+    if ((tag >>> 3) === 1 && (tag & 7) === WIRE_BYTES) {
+      pos = readLength(buf, pos, end)
+      pos += varLow
+      entries++
+    } else {
+      pos = skipField(buf, pos, end, tag >>> 3, tag & 7, 0)
+    }
+  }
+  return entries
+}

@@ -231,6 +231,12 @@ export class WantLedger {
     return this.store.peer(peerKey)?.wants.size ?? 0
   }
 
+  /** Wants sent to one peer that are still open (unanswered, not missed) */
+  openWants (peerKey: string): number {
+    const peer = this.store.peer(peerKey)
+    return peer === undefined ? 0 : peer.wants.size - peer.ended.size
+  }
+
   /** Forgets a peer (disconnected): its wants end without verdict, its EWMAs are dropped */
   removePeer (peerKey: string): void {
     const peer = this.store.peer(peerKey)

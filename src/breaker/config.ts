@@ -2,14 +2,14 @@ import { InvalidConfigError } from '../errors.ts'
 import { describe, optionalFunction, optionalNumber, pathOf } from '../validate.ts'
 import type { CircuitState } from '../states.ts'
 
-// -- defaults: the seed's DefaultBitswapCircuitBreakerConfig() (research/seed-origin.md §1.3) --
-/** HALF_OPEN probe quota and successes to close (seed) */
+// -- defaults: the original Go design's DefaultBitswapCircuitBreakerConfig() (docs/design.md) --
+/** HALF_OPEN probe quota and successes to close (the Go original's default) */
 export const DEFAULT_MAX_REQUESTS = 10
-/** CLOSED counting window, ms (seed: 30 s) */
+/** CLOSED counting window, ms (the Go original's 30 s) */
 export const DEFAULT_INTERVAL = 30_000
-/** First open duration, ms (seed: 60 s, gobreaker's default too) */
+/** First open duration, ms (60 s: the Go original's and gobreaker's default) */
 export const DEFAULT_TIMEOUT = 60_000
-/** The seed's trip rule: at least this many requests in the window ... */
+/** The Go original's trip rule: at least this many requests in the window ... */
 export const DEFAULT_TRIP_MIN_REQUESTS = 3
 /** ... and at least this failure ratio */
 export const DEFAULT_TRIP_FAILURE_RATIO = 0.6
@@ -18,7 +18,7 @@ export const FALLBACK_CONSECUTIVE_FAILURES = 5
 /** gobreaker: `timeout: 0` (Go's zero value, "unset") means 60 s */
 export const FALLBACK_TIMEOUT = 60_000
 
-// -- open-duration backoff: ours (research/anchors-breakers.md: Envoy's outlier ejection) --
+// -- open-duration backoff: ours, modelled on Envoy's outlier ejection --
 /** Each trip while the level is raised doubles the open duration (Envoy multiplies by ejection count) */
 export const DEFAULT_BACKOFF_MULTIPLIER = 2
 /** Cap on the backed-off open duration: 10 min, 10x the first open, as Envoy caps 30 s ejections at 300 s */
@@ -142,7 +142,7 @@ export interface CircuitBreakerInit {
   maxHalfOpenDwell?: number
 }
 
-/** @deprecated the seed's name: use `CircuitBreakerInit` */
+/** @deprecated use `CircuitBreakerInit` */
 export type CircuitBreakerConfig = CircuitBreakerInit
 
 /** What `defaultBitswapCircuitBreakerConfig()` returns: every default, except the derived `maxTimeout` */
@@ -163,7 +163,7 @@ export interface ResolvedCircuitBreakerConfig {
   maxHalfOpenDwell: number
 }
 
-/** The seed's trip rule: at least 3 requests and a failure ratio of at least 0.6 */
+/** The Go original's trip rule: at least 3 requests and a failure ratio of at least 0.6 */
 export function defaultReadyToTrip (counts: Counts): boolean {
   return counts.requests >= DEFAULT_TRIP_MIN_REQUESTS &&
     counts.totalFailures / counts.requests >= DEFAULT_TRIP_FAILURE_RATIO
@@ -180,7 +180,7 @@ export function defaultIsSuccessful (err: unknown): boolean {
 }
 
 /**
- * The seed's `DefaultBitswapCircuitBreakerConfig()`, plus this library's backoff defaults. `maxTimeout`
+ * The Go original's `DefaultBitswapCircuitBreakerConfig()`, plus this library's backoff defaults. `maxTimeout`
  * is left out because it is derived from `timeout` (see `CircuitBreakerInit.maxTimeout`).
  */
 export function defaultBitswapCircuitBreakerConfig (): CircuitBreakerDefaults {

@@ -87,7 +87,7 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
    * the permit unless the circuit changes state.
    */
   admit (record: PeerRecord, now: number, owner: PermitOwner = this): Admission {
-    return this.acquire(record, now) ?? new Permit(owner, record, record.epoch)
+    return this.acquire(record, now) ?? new Permit(owner, record, record.epoch, now)
   }
 
   /**
@@ -110,15 +110,23 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
       }
       state.inFlight++
     } else {
-      state.counts.requests++
+      state.requests++
     }
     return undefined
   }
 
   settlePermit (permit: Permit, outcome: Outcome, _latencyMs: number, err: unknown, now: number | undefined): void {
-    if (permit.record !== undefined) {
-      this.settle(permit.record, permit.epoch, outcome, now ?? this.clock.now(), err)
+    const record = permit.record
+    if (record === undefined) {
+      return
     }
+    if (now === undefined && outcome === Outcome.SUCCESS && record.state.kind === 'closed' && permit.epoch === record.epoch && record.live) {
+      // no clock read: a CLOSED success changes no state, and counted into a window that has just
+      // ended it is unseen (every read first starts the next window, at the next call)
+      this.onSuccess(record, permit.at)
+      return
+    }
+    this.settle(record, permit.epoch, outcome, now ?? this.clock.now(), err)
   }
 
   /**
@@ -221,9 +229,7 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
     record.state = closedState(0)
     record.level = 0
     record.levelSince = 0
-    record.since = 0
     if (from !== CircuitState.CLOSED) {
-      record.since = now
       this.queue(record, from, CircuitState.CLOSED, reason, now, undefined)
       this.transitions.flush()
     }
@@ -271,8 +277,7 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
   inFlight (record: PeerRecord): number {
     const state = record.state
     if (state.kind === 'closed') {
-      const c = state.counts
-      return c.requests - c.totalSuccesses - c.totalFailures
+      return state.requests - state.totalSuccesses - state.totalFailures
     }
     return state.kind === 'half-open' ? state.inFlight : 0
   }
@@ -294,7 +299,7 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
           state.windowEnd = now + interval
         } else if (state.windowEnd < now) {
           record.epoch++
-          resetCounts(state.counts)
+          resetCounts(state)
           state.windowEnd = now + interval
         }
       }
@@ -307,7 +312,7 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
       }
       return 'open'
     }
-    if (now - record.since > this.config.maxHalfOpenDwell && state.inFlight > 0) {
+    if (now - state.since > this.config.maxHalfOpenDwell && state.inFlight > 0) {
       this.setState(record, 'open', now, TransitionReason.HALF_OPEN_DWELL)
       return 'open'
     }
@@ -317,10 +322,9 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
   private onSuccess (record: PeerRecord, now: number): void {
     const state = record.state
     if (state.kind === 'closed') {
-      const c = state.counts
-      c.totalSuccesses++
-      c.consecutiveSuccesses++
-      c.consecutiveFailures = 0
+      state.totalSuccesses++
+      state.consecutiveSuccesses++
+      state.consecutiveFailures = 0
     } else if (state.kind === 'half-open') {
       state.inFlight--
       state.successes++
@@ -333,13 +337,12 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
   private onFailure (record: PeerRecord, now: number, err: unknown): void {
     const state = record.state
     if (state.kind === 'closed') {
-      const c = state.counts
-      c.totalFailures++
-      c.consecutiveFailures++
-      c.consecutiveSuccesses = 0
+      state.totalFailures++
+      state.consecutiveFailures++
+      state.consecutiveSuccesses = 0
       let ready = false
       try {
-        ready = this.policy.shouldTrip(c, record, now)
+        ready = this.policy.shouldTrip(state, record, now)
       } catch {
         // a throwing rule cannot decide; the circuit stays as it is
       }
@@ -354,8 +357,8 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
   private onNeutral (record: PeerRecord): void {
     const state = record.state
     if (state.kind === 'closed') {
-      if (state.counts.requests > 0) {
-        state.counts.requests--
+      if (state.requests > 0) {
+        state.requests--
       }
     } else if (state.kind === 'half-open' && state.inFlight > 0) {
       state.inFlight--
@@ -400,9 +403,8 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
       }
       record.state = { kind: 'open', until, isolation: 0 }
     } else {
-      record.state = { kind: 'half-open', inFlight: 0, successes: 0 }
+      record.state = { kind: 'half-open', inFlight: 0, successes: 0, since: now }
     }
-    record.since = now
     record.epoch++
     this.queue(record, STATE_NAMES[from], STATE_NAMES[to], reason, now, cause)
   }
@@ -426,6 +428,17 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
   }
 }
 
+/** The counts alone, as a new object (the state's other fields left out) */
+export function copyCounts (c: Counts): Counts {
+  return {
+    requests: c.requests,
+    totalSuccesses: c.totalSuccesses,
+    totalFailures: c.totalFailures,
+    consecutiveSuccesses: c.consecutiveSuccesses,
+    consecutiveFailures: c.consecutiveFailures
+  }
+}
+
 function resetCounts (c: Counts): void {
   c.requests = 0
   c.totalSuccesses = 0
@@ -437,7 +450,7 @@ function resetCounts (c: Counts): void {
 /** A copy of a state's counts (HALF_OPEN: every admitted probe so far; a failure would have reopened it) */
 function countsOf (state: BreakerState): Counts {
   if (state.kind === 'closed') {
-    return { ...state.counts }
+    return copyCounts(state)
   }
   const successes = state.kind === 'half-open' ? state.successes : 0
   const requests = state.kind === 'half-open' ? state.inFlight + successes : 0

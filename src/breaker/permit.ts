@@ -20,14 +20,18 @@ export class Permit {
   readonly admitted = true
   /** The epoch of the record when the permit was given */
   readonly epoch: number
+  /** When it was given (clock ms): without a `now`, a settle happened `latencyMs` after this */
+  readonly at: number
   private settled = false
 
   constructor (
     private readonly owner: PermitOwner | undefined,
     readonly record: PeerRecord | undefined,
-    epoch: number
+    epoch: number,
+    at: number
   ) {
     this.epoch = epoch
+    this.at = at
   }
 
   /** Whether the request counts for a tracked peer (false: untracked, nothing to watch) */
@@ -35,7 +39,10 @@ export class Permit {
     return this.record !== undefined
   }
 
-  /** Reports how the request ended; later calls are ignored. Pass `now` when the caller has just read the clock. */
+  /**
+   * Reports how the request ended; later calls are ignored. The end is taken to be `latencyMs`
+   * after the admission unless `now` (clock ms) is given.
+   */
   settle (outcome: Outcome, latencyMs: number, err?: unknown, now?: number): void {
     if (this.settled) {
       return
@@ -46,7 +53,7 @@ export class Permit {
 }
 
 /** Lets a request of an untracked peer through: settling it does nothing */
-export const UNTRACKED_PERMIT: Permit = new Permit(undefined, undefined, 0)
+export const UNTRACKED_PERMIT: Permit = new Permit(undefined, undefined, 0, 0)
 
 /** A refused request. `error` is a new error at each read, to throw. */
 export class Rejection {

@@ -32,7 +32,9 @@ export const TransitionReason = {
   /** The recovery ramp failed on consecutive failures */
   RECOVERY_FAILED: 'recovery failed: failures',
   /** An outbound open missed its deadline before the peer ever completed one (blackholing) */
-  OPEN_DEADLINE: 'open deadline missed before any open'
+  OPEN_DEADLINE: 'open deadline missed before any open',
+  /** The peer flooded us (bytes, wantlist entries or partial frames past a budget): opened without veto */
+  ABUSE: 'abuse'
 } as const
 export type TransitionReason = typeof TransitionReason[keyof typeof TransitionReason]
 
@@ -49,7 +51,15 @@ export interface TripPolicy {
 
 /** A policy from the user's `readyToTrip(counts)`, which gets a copy of the counts */
 export function readyToTripPolicy (readyToTrip: (counts: Counts) => boolean): TripPolicy {
-  return { shouldTrip: (counts) => Boolean(readyToTrip({ ...counts })) }
+  return {
+    shouldTrip: (c) => Boolean(readyToTrip({
+      requests: c.requests,
+      totalSuccesses: c.totalSuccesses,
+      totalFailures: c.totalFailures,
+      consecutiveSuccesses: c.consecutiveSuccesses,
+      consecutiveFailures: c.consecutiveFailures
+    }))
+  }
 }
 
 interface PendingTransition {

@@ -1,20 +1,20 @@
 import { InvalidConfigError } from '../errors.ts'
 import { describe, numberIn, optionalNumber, pathOf } from '../validate.ts'
 
-// -- defaults: the seed's DefaultHealthMonitorConfig() (research/seed-origin.md §1.3) --
-/** Success rate for HEALTHY (seed) */
+// -- defaults: the original Go design's DefaultHealthMonitorConfig() (docs/design.md) --
+/** Success rate for HEALTHY (the Go original's default) */
 export const DEFAULT_HEALTHY_THRESHOLD = 0.95
-/** Success rate below which a peer is UNHEALTHY (seed) */
+/** Success rate below which a peer is UNHEALTHY (the Go original's default) */
 export const DEFAULT_DEGRADED_THRESHOLD = 0.80
-/** p95 response time above which a peer is at best DEGRADED, ms (seed: 5 s) */
+/** p95 response time above which a peer is at best DEGRADED, ms (the Go original's 5 s) */
 export const DEFAULT_MAX_RESPONSE_TIME = 5_000
-/** Errors in a row that make a peer UNHEALTHY (seed) */
+/** Errors in a row that make a peer UNHEALTHY (the Go original's default) */
 export const DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
-/** Requests before a status is known (the seed hard-coded 3) */
+/** Requests before a status is known (the Go original's fixed 3) */
 export const DEFAULT_MIN_SAMPLES = 3
-/** A peer silent this long is stale, ms (seed: 10 min) */
+/** A peer silent this long is stale, ms (the Go original's `MaxAge` of 10 min) */
 export const DEFAULT_MAX_AGE = 600_000
-/** Sliding window of the success rate, ms: ours (the seed's rate was lifetime); 2 breaker intervals */
+/** Sliding window of the success rate, ms: 2 breaker intervals, so old failures are forgotten */
 export const DEFAULT_HEALTH_WINDOW = 60_000
 /** Per-peer counters are uint16 */
 const MAX_UINT16 = 65_535
@@ -22,11 +22,8 @@ const MAX_UINT16 = 65_535
 const MAX_WINDOW = 2 ** 31
 
 /**
- * Health monitor options. Every field is optional and takes the seed's default.
- *
- * The seed's `CheckInterval`, `HealthCheckTimeout` and `CleanupInterval` are deliberately absent:
- * the first two were never read (there is no active probing), and cleanup needs no interval here
- * because stale peers are dropped lazily (see `maxAge`).
+ * Health monitor options. Every field is optional and has a default. There is no cleanup interval:
+ * stale peers are dropped lazily (see `maxAge`).
  */
 export interface HealthMonitorInit {
   /**
@@ -62,7 +59,6 @@ export interface HealthMonitorInit {
 
   /**
    * Fewer requests than this (in total, or within the sliding window) and the status is UNKNOWN.
-   * The seed hard-coded 3.
    *
    * @default 3
    */
@@ -79,14 +75,14 @@ export interface HealthMonitorInit {
 
   /**
    * Length in ms of the sliding window over which the success rate and the slow-response share are
-   * taken (the seed's rate was lifetime and never forgot a failure).
+   * taken, so a peer's old failures are forgotten.
    *
    * @default 60000
    */
   window?: number
 }
 
-/** @deprecated the seed's name: use `HealthMonitorInit` */
+/** @deprecated use `HealthMonitorInit` */
 export type HealthMonitorConfig = HealthMonitorInit
 
 /** A validated config with every default filled in */
@@ -100,7 +96,7 @@ export interface ResolvedHealthMonitorConfig {
   window: number
 }
 
-/** The seed's `DefaultHealthMonitorConfig()`, plus the sliding window */
+/** The Go original's `DefaultHealthMonitorConfig()`, plus the sliding window */
 export function defaultHealthMonitorConfig (): ResolvedHealthMonitorConfig {
   return {
     healthyThreshold: DEFAULT_HEALTHY_THRESHOLD,

@@ -5,7 +5,6 @@ import { PeerTable } from '../peers/peer-table.ts'
 import { HealthStatus, Outcome } from '../states.ts'
 import { resolveHealthMonitorConfig } from './config.ts'
 import { DEGRADED, HEALTHY, HealthWindow, UNHEALTHY, addSample, computeStatus, isLive, restart, successRate } from './health-window.ts'
-import { histogramQuantile } from './latency-histogram.ts'
 import { checkEngineOptions } from '../validate.ts'
 import type { HealthMonitorInit, ResolvedHealthMonitorConfig } from './config.ts'
 import type { Clock } from '../clock.ts'
@@ -58,7 +57,7 @@ export interface HealthStats {
   degradedPeers: number
   unhealthyPeers: number
   unknownPeers: number
-  /** Mean of the peers' success rates (UNKNOWN peers included, as in the seed); 0 with no peers */
+  /** Mean of the peers' success rates (UNKNOWN peers included, as the Go original counts them); 0 with no peers */
   averageSuccessRate: number
   /** Mean of the peers' mean response times; 0 with no peers */
   averageResponseTime: number
@@ -102,6 +101,8 @@ export class HealthMonitor {
   /** Forgets a peer's health: the whole record in a table of our own, the health part in a shared one */
   private readonly forget: (record: PeerRecord) => void
   private readonly statusChange = new EventEmitter<HealthStatusChange>()
+  /** The error of the last request, for peers whose last request failed (few: not a field of every window) */
+  private readonly lastErrors = new WeakMap<HealthWindow, unknown>()
   private closed = false
 
   constructor (config: HealthMonitorInit = {}, options: HealthMonitorOptions = {}) {
@@ -262,8 +263,16 @@ export class HealthMonitor {
       health = record.health = new HealthWindow()
     } else if (health.total > 0 && now - health.lastSeen > this.config.maxAge) {
       restart(health)
+      this.lastErrors.delete(health)
     }
-    if (!addSample(health, this.config, now, responseTimeMs, outcome === Outcome.SUCCESS, err)) {
+    const success = outcome === Outcome.SUCCESS
+    if (!success && err !== undefined) {
+      this.lastErrors.set(health, err)
+    } else if (!success || health.consecutive > 0) {
+      // only a failure, which starts a run, can have stored an error
+      this.lastErrors.delete(health)
+    }
+    if (!addSample(health, this.config, now, responseTimeMs, success)) {
       return
     }
     const to = computeStatus(health, this.config, now)
@@ -292,12 +301,12 @@ export class HealthMonitor {
       lastSeen: health.lastSeen,
       successRate: successRate(health, this.config.window, now),
       meanResponseTime: health.meanResponse,
-      p95ResponseTime: histogramQuantile(health.histogram, 0, 0.95, lastResponseTime),
+      p95ResponseTime: health.quantile(0.95, lastResponseTime),
       lastResponseTime,
       totalRequests: health.total,
       errorCount: health.errors,
       consecutiveErrors: health.consecutive,
-      lastError: health.lastError,
+      lastError: this.lastErrors.get(health),
       status: STATUS_NAMES[computeStatus(health, this.config, now)]
     }
   }

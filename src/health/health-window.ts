@@ -1,4 +1,4 @@
-import { HISTOGRAM_BUCKETS, histogramAdd, histogramDecay } from './latency-histogram.ts'
+import { LatencyHistogram } from './latency-histogram.ts'
 import { bucketIndex, previousWeight } from './window.ts'
 import type { ResolvedHealthMonitorConfig } from './config.ts'
 
@@ -14,27 +14,31 @@ const SLOW_SHARE = 0.05
 const EPSILON = 1e-9
 /** Weight of a new response in the mean once the first 1/MEAN_ALPHA are in */
 const MEAN_ALPHA = 0.1
-/** Window counters halve before they pass this, keeping their ratios */
-const MAX_BUCKET_COUNT = 0xFFFF
+/** Bits of one window bucket's counter; counters halve before they pass the max, keeping their ratios */
+const COUNTER_BITS = 15
+const COUNTER_SPAN = 2 ** COUNTER_BITS
+const MAX_BUCKET_COUNT = COUNTER_SPAN - 1
+/** The error run stops counting here */
+const MAX_RUN = 0xFFFF
 const MAX_TOTAL = 0xFFFFFFFF
 /** Response times are clamped to this (about 24 days) so that Infinity cannot poison the mean */
 const MAX_RESPONSE_TIME = 2 ** 31
 
 /**
  * One peer's health: two window buckets (see window.ts), lifetime totals, the error run, latency.
- * Kept in `PeerRecord.health`, created at the peer's first recorded request.
+ * Kept in `PeerRecord.health`, created at the peer's first recorded request. It is its own latency
+ * histogram (a separate object would cost another 32 bytes a peer).
  */
-export class HealthWindow {
+export class HealthWindow extends LatencyHistogram {
   /** Last recorded request (clock ms) */
   lastSeen = 0
   /** `bucketIndex(lastSeen)`, kept so that a write costs one division */
   bucket = 0
-  previousOk = 0
-  previousFailed = 0
-  previousSlow = 0
-  currentOk = 0
-  currentFailed = 0
-  currentSlow = 0
+  // each pair holds the previous bucket's count in its high bits and the current one's in its low
+  // 15 (two fields for six counters: a small integer has 31 bits)
+  private okPair = 0
+  private failedPair = 0
+  private slowPair = 0
   /** Requests recorded since the record was created */
   total = 0
   errors = 0
@@ -43,9 +47,21 @@ export class HealthWindow {
   meanResponse = 0
   /** The status last reported (an event goes out when it changes) */
   reported = UNKNOWN
-  /** The error of the last request, while the last request failed */
-  lastError: unknown = undefined
-  readonly histogram = new Uint8Array(HISTOGRAM_BUCKETS)
+
+  get previousOk (): number { return this.okPair >>> COUNTER_BITS }
+  set previousOk (n: number) { this.okPair = n * COUNTER_SPAN + (this.okPair & MAX_BUCKET_COUNT) }
+  get currentOk (): number { return this.okPair & MAX_BUCKET_COUNT }
+  set currentOk (n: number) { this.okPair = (this.okPair - (this.okPair & MAX_BUCKET_COUNT)) + n }
+
+  get previousFailed (): number { return this.failedPair >>> COUNTER_BITS }
+  set previousFailed (n: number) { this.failedPair = n * COUNTER_SPAN + (this.failedPair & MAX_BUCKET_COUNT) }
+  get currentFailed (): number { return this.failedPair & MAX_BUCKET_COUNT }
+  set currentFailed (n: number) { this.failedPair = (this.failedPair - (this.failedPair & MAX_BUCKET_COUNT)) + n }
+
+  get previousSlow (): number { return this.slowPair >>> COUNTER_BITS }
+  set previousSlow (n: number) { this.slowPair = n * COUNTER_SPAN + (this.slowPair & MAX_BUCKET_COUNT) }
+  get currentSlow (): number { return this.slowPair & MAX_BUCKET_COUNT }
+  set currentSlow (n: number) { this.slowPair = (this.slowPair - (this.slowPair & MAX_BUCKET_COUNT)) + n }
 }
 
 /** Starts a fresh record but keeps the reported status, so events stay a chain */
@@ -56,8 +72,7 @@ export function restart (w: HealthWindow): void {
   w.currentOk = w.currentFailed = w.currentSlow = 0
   w.total = w.errors = w.consecutive = 0
   w.lastResponse = w.meanResponse = 0
-  w.lastError = undefined
-  w.histogram.fill(0)
+  w.clear()
 }
 
 /**
@@ -65,7 +80,7 @@ export function restart (w: HealthWindow): void {
  * only for a quick success of a HEALTHY peer within the same bucket, which cannot start a change
  * worth an event (only the previous bucket fading could, and the next failure or roll reports it).
  */
-export function addSample (w: HealthWindow, config: ResolvedHealthMonitorConfig, now: number, responseTimeMs: number, success: boolean, err: unknown): boolean {
+export function addSample (w: HealthWindow, config: ResolvedHealthMonitorConfig, now: number, responseTimeMs: number, success: boolean): boolean {
   const responseTime = responseTimeMs >= 0 ? Math.min(responseTimeMs, MAX_RESPONSE_TIME) : 0
   const rolled = roll(w, config.window, now)
   if (w.currentOk === MAX_BUCKET_COUNT || w.currentFailed === MAX_BUCKET_COUNT || w.currentSlow === MAX_BUCKET_COUNT) {
@@ -76,16 +91,14 @@ export function addSample (w: HealthWindow, config: ResolvedHealthMonitorConfig,
   if (success) {
     w.currentOk++
     w.consecutive = 0
-    w.lastError = undefined
   } else {
     w.currentFailed++
     if (w.errors < MAX_TOTAL) {
       w.errors++
     }
-    if (w.consecutive < MAX_BUCKET_COUNT) {
+    if (w.consecutive < MAX_RUN) {
       w.consecutive++
     }
-    w.lastError = err
   }
   const slow = responseTime > config.maxResponseTime
   if (slow) {
@@ -94,7 +107,7 @@ export function addSample (w: HealthWindow, config: ResolvedHealthMonitorConfig,
   w.lastResponse = responseTime
   const alpha = total < 1 / MEAN_ALPHA ? 1 / total : MEAN_ALPHA
   w.meanResponse += alpha * (responseTime - w.meanResponse)
-  histogramAdd(w.histogram, 0, responseTime)
+  w.add(responseTime)
   return !success || rolled || slow || w.reported !== HEALTHY
 }
 
@@ -170,6 +183,13 @@ export function successRate (w: HealthWindow, window: number, now: number): numb
 
 /** Moves the buckets forward to `now`; true when the current bucket changed */
 function roll (w: HealthWindow, window: number, now: number): boolean {
+  if (w.total > 0 && now >= w.bucket * window && now < (w.bucket + 1) * window) {
+    // the same bucket: a multiplication instead of a division on the hot path
+    if (now > w.lastSeen) {
+      w.lastSeen = now
+    }
+    return false
+  }
   const bucket = bucketIndex(now, window)
   if (w.total === 0) {
     w.lastSeen = now
@@ -186,7 +206,7 @@ function roll (w: HealthWindow, window: number, now: number): boolean {
   }
   if (elapsed >= 1) {
     w.currentOk = w.currentFailed = w.currentSlow = 0
-    histogramDecay(w.histogram, 0, elapsed)
+    w.decay(elapsed)
   }
   // a clock that steps back keeps the newer bucket, so buckets never go backwards
   if (now > w.lastSeen) {

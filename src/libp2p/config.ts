@@ -60,6 +60,26 @@ export const DEFAULT_MAX_INBOUND_STREAMS_PER_PEER = 32
  */
 export const DEFAULT_MAX_INBOUND_BYTES_PER_SECOND = 64 * 1024 * 1024
 
+/**
+ * Bytes of partly received Bitswap frames held for all peers together: issue 11's figure, sixteen
+ * of helia's 4 MiB messages in flight at once. Per-peer limits cannot bound this: any number of
+ * fresh identities can each pin frames just under them (two pinned 263–382 MB before).
+ */
+export const DEFAULT_MAX_INBOUND_BUFFERED_BYTES = 64 * 1024 * 1024
+
+/**
+ * Wantlist entries one message may carry, and the size of a peer's entry budget: boxo's server
+ * keeps at most 1024 entries per peer (`MaxQueuedWantlistEntriesPerPeer`), helia's
+ * `DEFAULT_MAX_WANTLIST_SIZE` is 1024, and both spend work on every entry before truncating.
+ */
+export const DEFAULT_MAX_WANTLIST_ENTRIES = 1024
+
+/**
+ * Sustained wantlist entries per second from one peer: eight whole 1024-entry lists a second, well
+ * above a client fetching from us a few thousand blocks a second (a want and a cancel per block)
+ */
+export const DEFAULT_MAX_WANTLIST_ENTRIES_PER_SECOND = 8192
+
 // -- open streams (openStream.*) --
 
 /** Error names from the inner open that do not count against the peer (openStream.neutralErrors) */
@@ -81,7 +101,7 @@ export const DEFAULT_NEUTRAL_OPEN_ERRORS: readonly string[] = [
   'NoValidAddressesError'
 ]
 
-// open-stream deadlines: research/openstream-deadline.md, its adaptive+identify setting
+// open-stream deadlines: measured against a blackholed peer ("the experiment", docs/design.md)
 /** A peer with no samples, identify time or RTT gets this long to open a stream, ms (the experiment's fixed deadline) */
 export const DEFAULT_OPEN_COLD_DEADLINE = 1_000
 /** Before samples: this x the identify time on the connection (the experiment's 4x) */
@@ -132,6 +152,9 @@ export interface ResolvedObserveConfig {
   maxInboundStreamsPerPeer: number
   maxInboundBytesPerSecond: number
   maxInboundBurstBytes: number
+  maxInboundBufferedBytes: number
+  maxWantlistEntries: number
+  maxWantlistEntriesPerSecond: number
 }
 
 export interface ResolvedServiceConfig {
@@ -185,7 +208,10 @@ export function resolveObserveConfig (init: BitswapCircuitBreakerInit['observe']
     maxMessageSize: optionalNumber(at('maxMessageSize'), o.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE, { min: 1, max: 2 ** 31 - 1, integer: true }),
     maxInboundStreamsPerPeer: optionalNumber(at('maxInboundStreamsPerPeer'), o.maxInboundStreamsPerPeer, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER, { min: 1, max: 65_535, integer: true }),
     maxInboundBytesPerSecond,
-    maxInboundBurstBytes: optionalNumber(at('maxInboundBurstBytes'), o.maxInboundBurstBytes, maxInboundBytesPerSecond, { min: 1 })
+    maxInboundBurstBytes: optionalNumber(at('maxInboundBurstBytes'), o.maxInboundBurstBytes, maxInboundBytesPerSecond, { min: 1 }),
+    maxInboundBufferedBytes: optionalNumber(at('maxInboundBufferedBytes'), o.maxInboundBufferedBytes, DEFAULT_MAX_INBOUND_BUFFERED_BYTES, { min: 1 }),
+    maxWantlistEntries: optionalNumber(at('maxWantlistEntries'), o.maxWantlistEntries, DEFAULT_MAX_WANTLIST_ENTRIES, { min: 1, max: 2 ** 31 - 1, integer: true }),
+    maxWantlistEntriesPerSecond: optionalNumber(at('maxWantlistEntriesPerSecond'), o.maxWantlistEntriesPerSecond, DEFAULT_MAX_WANTLIST_ENTRIES_PER_SECOND, { min: 0, minExclusive: true })
   }
 }
 

@@ -20,11 +20,21 @@ import type { HeapItem } from '../util/min-heap.ts'
  * - The timer is `unref`'d where the runtime supports it, so pending deadlines never keep a
  *   process alive; `stop()` clears the timer and every pending deadline.
  * - Due entries with equal times fire in the order they were scheduled.
+ * - Our own stalls are not the peers' failures. While deadlines are pending the timer also wakes
+ *   at least every `LAG_TICK` ms, so a timer firing late measures how long our event loop was
+ *   blocked. Every pending deadline is then pushed back by that stall (one offset, O(1)): the time
+ *   a peer had to answer does not run while we could not read its answer. `now()` is the clock
+ *   minus every stall so far, the time base for judging peers by their own latency.
  */
 
 const SLOT_BITS = 21
-/** A timer firing later than this (ms) means our event loop was busy: see `fire` */
-const LATE_TIMER_GRACE = 50
+/** A timer firing later than this (ms) means our event loop was blocked: see `fire` */
+export const LATE_TIMER_GRACE = 50
+/**
+ * While deadlines are pending, wake at least this often (ms): a stall is then measured from the
+ * last wake, overstated by at most this, instead of only from the earliest deadline
+ */
+export const LAG_TICK = 200
 
 /** At most this many deadlines may be pending at once */
 export const MAX_PENDING_DEADLINES = 2 ** SLOT_BITS
@@ -56,6 +66,18 @@ export interface DeadlineSchedulerInit {
   clock?: Clock
 }
 
+/** How blocked our own event loop has been, as the scheduler measured it */
+export interface EventLoopLag {
+  /** Times a timer fired more than LATE_TIMER_GRACE ms late */
+  stalls: number
+  /** Total time pending deadlines were pushed back by, ms */
+  stalledMs: number
+  /** The longest stall, ms */
+  maxStallMs: number
+  /** The lateness of the last timer, ms (0 when on time) */
+  lastLagMs: number
+}
+
 export class DeadlineScheduler {
   /** The time base of `at` */
   readonly clock: Clock
@@ -64,7 +86,12 @@ export class DeadlineScheduler {
   private readonly heap = new MinHeap<Entry>()
   private timer: ReturnType<typeof setTimeout> | undefined
   private armedAt = Infinity
+  /** When the timer last fired (or was first armed): a stall began no earlier */
+  private lastWake = -Infinity
+  /** The clock time of every stall so far: entries store `at - offset` */
+  private offset = 0
   private readonly onTimer: () => void
+  private readonly lagStats: EventLoopLag = { stalls: 0, stalledMs: 0, maxStallMs: 0, lastLagMs: 0 }
 
   constructor (init: DeadlineSchedulerInit = {}) {
     this.clock = init.clock ?? systemClock
@@ -74,6 +101,21 @@ export class DeadlineScheduler {
   /** Pending deadlines */
   get size (): number {
     return this.heap.size
+  }
+
+  /** The clock's time minus every stall of our event loop so far (never ahead of the clock) */
+  now (): number {
+    return this.clock.now() - this.offset
+  }
+
+  /** The clock time of a `now()` time: schedule deadlines kept in `now()` time with it */
+  toClock (time: number): number {
+    return time + this.offset
+  }
+
+  /** What the timer saw of our event loop */
+  get lag (): Readonly<EventLoopLag> {
+    return this.lagStats
   }
 
   /**
@@ -93,12 +135,12 @@ export class DeadlineScheduler {
       this.entries.push(entry)
     }
     entry.generation = entry.generation >= MAX_GENERATION ? 1 : entry.generation + 1
-    entry.heapKey = at
+    entry.heapKey = at - this.offset
     entry.fn = fn as Callback
     entry.arg = arg
     this.heap.push(entry)
 
-    if (at < this.armedAt) {
+    if (at - this.offset < this.armedAt) {
       this.arm()
     }
     return entry.generation * MAX_PENDING_DEADLINES + entry.slot
@@ -120,29 +162,31 @@ export class DeadlineScheduler {
   /** Drops every pending deadline and clears the timer */
   stop (): void {
     this.disarm()
+    this.lastWake = -Infinity
     for (const entry of this.heap) {
       this.release(entry)
     }
     this.heap.clear()
   }
 
-  /** Set while a late timer is giving pending I/O one turn before its deadlines fire */
-  private graceTaken = false
-
   private fire (): void {
+    const armedFor = this.armedAt + this.offset
     this.timer = undefined
     this.armedAt = Infinity
-    const now = this.clock.now()
-    const first = this.heap.peek()
-    if (!this.graceTaken && first !== undefined && now - first.heapKey > LATE_TIMER_GRACE) {
-      // Our own event loop was busy past the deadline, so the answer may already be waiting in a
-      // socket buffer: let one turn of I/O run before judging any peer (a re-armed 0 ms timer fires
-      // after the poll phase). Otherwise a CPU spike here would look like every peer stalling.
-      this.graceTaken = true
-      this.arm()
-      return
+    const clockNow = this.clock.now()
+    const late = clockNow - armedFor
+    if (late > LATE_TIMER_GRACE) {
+      // Our own event loop was blocked: the answers may be waiting in socket buffers, unread.
+      // Every pending deadline moves back by the whole stall (from the last wake, at most LAG_TICK
+      // before the armed time), so none is judged before its peer had its time with us running.
+      const stall = clockNow - Math.max(this.lastWake, armedFor - LAG_TICK)
+      this.offset += stall
+      this.recordStall(clockNow - stall, clockNow, late)
+    } else {
+      this.lagStats.lastLagMs = late > 0 ? late : 0
     }
-    this.graceTaken = false
+    this.lastWake = clockNow
+    const now = clockNow - this.offset
     // entries scheduled by a callback for a time already past fire in this same pass
     for (let entry = this.heap.peek(); entry !== undefined && entry.heapKey <= now; entry = this.heap.peek()) {
       const { fn, arg } = entry
@@ -158,10 +202,24 @@ export class DeadlineScheduler {
     }
   }
 
+  private recordStall (start: number, end: number, late: number): void {
+    const lag = this.lagStats
+    lag.stalls++
+    lag.stalledMs += end - start
+    lag.maxStallMs = Math.max(lag.maxStallMs, end - start)
+    lag.lastLagMs = late
+  }
+
   private arm (): void {
     this.disarm()
-    const at = (this.heap.peek() as Entry).heapKey
-    const delay = Math.min(Math.max(0, at - this.clock.now()), MAX_TIMER_DELAY)
+    const clockNow = this.clock.now()
+    if (this.lastWake === -Infinity) {
+      this.lastWake = clockNow
+    }
+    const now = clockNow - this.offset
+    // wake at least every LAG_TICK while anything is pending, to measure stalls from a recent wake
+    const at = Math.min((this.heap.peek() as Entry).heapKey, now + LAG_TICK)
+    const delay = Math.min(Math.max(0, at - now), MAX_TIMER_DELAY)
     const timer = setTimeout(this.onTimer, delay)
     // Node and Deno have unref; browsers return a number
     if (typeof timer === 'object' && typeof (timer as { unref?: unknown }).unref === 'function') {
@@ -177,6 +235,10 @@ export class DeadlineScheduler {
       this.timer = undefined
     }
     this.armedAt = Infinity
+    if (this.heap.size === 0) {
+      // idle: the next stall is measured from when deadlines are pending again
+      this.lastWake = -Infinity
+    }
   }
 
   private remove (entry: Entry): void {

@@ -1,4 +1,5 @@
 import { REJECTED_OPEN } from '../breaker/permit.ts'
+import { TransitionReason } from '../breaker/core.ts'
 import { CircuitState, Outcome } from '../states.ts'
 import type { ResolvedServiceConfig } from './config.ts'
 import type { DeadlineScheduler } from './deadline-scheduler.ts'
@@ -10,7 +11,9 @@ import type { ConnectionManager } from '@libp2p/interface-internal'
 /**
  * What happens to a peer whose circuit opened: its in-flight opens are cancelled, it is hung up
  * (the gater keeps it out), and when the open duration ends it is redialled once as the half-open
- * probe. Everything runs off the service's one scheduler.
+ * probe. A HALF_OPEN circuit always resolves: when no probe settled it (`disconnectOnOpen: false`
+ * leaves nothing to redial, and a quiet peer sends nothing), it reopens `maxHalfOpenDwell` after
+ * its open duration ended. Everything runs off the service's one scheduler.
  */
 export class PeerIsolation {
   /** Set by the service: while false, nothing is cancelled, hung up or redialled */
@@ -22,6 +25,9 @@ export class PeerIsolation {
   private readonly log: Logger
   private readonly disconnectOnOpen: boolean
   private readonly redialOnHalfOpen: boolean
+  private readonly dwell: number
+  /** peer key -> when its half-open dwell check is due; only the latest check of a peer acts */
+  private readonly dwellChecks = new Map<string, number>()
 
   constructor (connectionManager: ConnectionManager, config: ResolvedServiceConfig, protection: BitswapProtectionManager, guard: OpenStreamGuard, scheduler: DeadlineScheduler, log: Logger) {
     this.connectionManager = connectionManager
@@ -31,6 +37,7 @@ export class PeerIsolation {
     this.log = log
     this.disconnectOnOpen = config.disconnectOnOpen
     this.redialOnHalfOpen = config.redialOnHalfOpen
+    this.dwell = config.protection.circuitBreaker.maxHalfOpenDwell
   }
 
   /**
@@ -46,6 +53,7 @@ export class PeerIsolation {
     if (cancelled > 0) {
       this.log.trace('cancelled %d in-flight opens to %p', cancelled, peer)
     }
+    this.scheduleDwellCheck(peer)
     if (!this.disconnectOnOpen) {
       return
     }
@@ -67,6 +75,45 @@ export class PeerIsolation {
     if (Number.isFinite(at)) {
       this.scheduler.schedule(at, () => { this.probe(peer) })
     }
+  }
+
+  /** Checks, `maxHalfOpenDwell` after the open duration ends, that the half-open circuit resolved */
+  scheduleDwellCheck (peer: PeerId): void {
+    // HALF_OPEN already (a released isolation) has no open duration left: the dwell starts now
+    const until = this.protection.openUntil(peer)
+    const now = this.protection.clock.now()
+    const at = (until > now ? until : now) + this.dwell
+    if (!Number.isFinite(at)) {
+      return
+    }
+    const key = peer.toString()
+    this.dwellChecks.set(key, at)
+    this.scheduler.schedule(at, () => {
+      if (this.dwellChecks.get(key) === at) {
+        this.dwellChecks.delete(key)
+        this.resolve(peer)
+      }
+    })
+  }
+
+  /** Still HALF_OPEN a dwell after the probes were let in, with nothing settled: open it again */
+  private resolve (peer: PeerId): void {
+    if (!this.running) {
+      return
+    }
+    const state = this.protection.circuitState(peer)
+    if (state === CircuitState.HALF_OPEN) {
+      this.log('%p stayed half-open for %d ms without a verdict: reopening', peer, this.dwell)
+      this.protection.trip(peer, TransitionReason.HALF_OPEN_DWELL)
+    } else if (state === CircuitState.OPEN) {
+      // isolated (no open duration) or tripped again without an event reaching us: look again later
+      this.scheduleDwellCheck(peer)
+    }
+  }
+
+  /** Forgets pending dwell checks (the scheduler drops their entries on stop) */
+  clear (): void {
+    this.dwellChecks.clear()
   }
 
   /** The open duration has passed: redial once, as the half-open probe */

@@ -17,7 +17,7 @@ export interface MetricsSource {
 /** `dial`: a connection (our dial, or an inbound one) denied by the gater while the circuit is OPEN */
 export type RejectionDirection = 'inbound' | 'outbound' | 'dial'
 /** Circuit refusals, then what the inbound abuse guard counts (see observer.ts) */
-export type RejectionReason = 'open' | 'half_open' | 'recovery' | 'protocol_error' | 'unrequested' | 'stream_limit' | 'byte_limit'
+export type RejectionReason = 'open' | 'half_open' | 'recovery' | 'protocol_error' | 'unrequested' | 'stream_limit' | 'byte_limit' | 'wantlist_limit' | 'memory_limit'
 export type RecoveryEvent = 'started' | 'completed' | 'failed'
 
 /** Latency buckets in seconds, from a fast LAN answer to Bitswap's 10 s send timeout */

@@ -5,10 +5,10 @@ import type { Uint8ArrayList } from 'uint8arraylist'
 
 /**
  * The streams Bitswap is handed in place of the real ones: Proxies whose chunks reach the observer
- * core before the handler, or whose sends it reads (fixtures/README.md (b)). Prototype methods run
- * on the real stream, own properties (`log`) are handed out as they are, and sets go to the real
- * stream. All proxies share two handlers and a few forwarders, so a stream costs one Proxy, one
- * observation object and, once data flows, one decoder.
+ * core before the handler, or whose sends it reads. Prototype methods run on the real stream (its
+ * `#private` fields reject a Proxy as `this`), own properties (`log`) are handed out as they are,
+ * and sets go to the real stream. All proxies share two handlers and a few forwarders, so a stream
+ * costs one Proxy, one observation object and, once data flows, one decoder.
  */
 
 export type Chunk = Uint8Array | Uint8ArrayList
@@ -63,6 +63,8 @@ export class InboundObservation {
   readonly entry: PeerEntry
   readonly epoch: number
   decoder: FrameDecoder | undefined
+  /** Bytes of its partial frame counted in the shared budget */
+  held = 0
   /** We aborted the stream: nothing more is delivered */
   failed = false
   /** Counted in the peer's open streams */
@@ -188,6 +190,7 @@ export class InboundObservation {
    */
   private closed (_evt: StreamCloseEvent): void {
     this.open = false
+    this.core.release(this)
     this.decoder = undefined
     this.lastEvent = undefined
     this.core.inboundClosed(this.entry)

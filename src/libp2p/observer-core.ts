@@ -2,7 +2,8 @@ import { FrameDecoder, DEFAULT_MAX_MESSAGE_SIZE } from '../bitswap/frames.ts'
 import { WantDeadlineError } from '../bitswap/errors.ts'
 import { WantLedger } from '../bitswap/want-ledger.ts'
 import { DEFAULT_LEDGER_MAX_PEERS } from '../bitswap/want-ledger-init.ts'
-import { InboundLimitError } from '../errors.ts'
+import { countWantlistEntries, lastPresenceCount } from '../bitswap/message.ts'
+import { CircuitOpenError, InboundLimitError } from '../errors.ts'
 import { Outcome } from '../states.ts'
 import { checkNumber } from '../validate.ts'
 import { InboundLimits, InboundUsage } from './inbound-limits.ts'
@@ -20,9 +21,11 @@ export class PeerEntry extends InboundUsage {
   readonly key: string
   /** Forgotten (removePeer, eviction, stop): streams still holding it pass data through unobserved */
   removed = false
+  /** Its inbound streams holding a partial frame, to abort when it holds the most of the shared budget */
+  partial: Set<InboundObservation> | undefined
 
-  constructor (id: PeerId, key: string, tokens: number, now: number) {
-    super(tokens, now)
+  constructor (id: PeerId, key: string, tokens: number, entries: number, now: number) {
+    super(tokens, entries, now)
     this.id = id
     this.key = key
   }
@@ -30,12 +33,20 @@ export class PeerEntry extends InboundUsage {
 
 /** The observer's state: peers, the ledger and its one timer; the stream observations report to it */
 export class ObserverCore implements WantOutcomeSink {
+  /** Unused for timing: every time here is the scheduler's `now()`, which stops while we are blocked */
   readonly clock: Clock
   readonly maxMessageSize: number
   readonly limits: InboundLimits
   readonly ledger: WantLedger
-  readonly stats: Omit<ObserverStats, 'peers' | 'wants'> = {
-    inboundStreams: 0, protocolErrors: 0, unrequested: 0, inboundBytesRefused: 0, inboundStreamsRefused: 0
+  readonly stats: Omit<ObserverStats, 'peers' | 'wants' | 'bufferedBytes'> = {
+    inboundStreams: 0,
+    protocolErrors: 0,
+    unrequested: 0,
+    inboundBytesRefused: 0,
+    inboundStreamsRefused: 0,
+    wantlistRefused: 0,
+    memoryRefused: 0,
+    openRefused: 0
   }
 
   /** Bumped by stop(): observations made before it pass data through untouched */
@@ -72,7 +83,7 @@ export class ObserverCore implements WantOutcomeSink {
       if (this.peers.size >= this.maxPeers) {
         this.evictIdle()
       }
-      entry = new PeerEntry(peer, key, this.limits.burstBytes, this.clock.now())
+      entry = new PeerEntry(peer, key, this.limits.burstBytes, this.limits.maxEntries, this.scheduler.now())
     } else {
       this.peers.delete(key)
     }
@@ -83,7 +94,7 @@ export class ObserverCore implements WantOutcomeSink {
   /** Drops the least recent peer without open inbound streams (with none, the bound stretches) */
   private evictIdle (): void {
     for (const entry of this.peers.values()) {
-      if (entry.streams === 0) {
+      if (entry.streams === 0 && entry.buffered === 0) {
         this.forget(entry)
         return
       }
@@ -106,7 +117,7 @@ export class ObserverCore implements WantOutcomeSink {
   inboundClosed (entry: PeerEntry): void {
     entry.streams--
     this.stats.inboundStreams--
-    if (entry.removed || entry.streams > 0 || !this.limits.idle(entry, this.clock.now())) {
+    if (entry.removed || entry.streams > 0 || !this.limits.idle(entry, this.scheduler.now())) {
       return
     }
     const key = entry.key
@@ -129,7 +140,7 @@ export class ObserverCore implements WantOutcomeSink {
       return
     }
     const decoder = observation.decoder ??= new FrameDecoder({ maxMessageSize: Infinity })
-    const now = this.clock.now()
+    const now = this.scheduler.now()
     try {
       decoder.push(data)
       for (let frame = decoder.next(); frame !== undefined; frame = decoder.next()) {
@@ -168,18 +179,38 @@ export class ObserverCore implements WantOutcomeSink {
     if (entry.removed || observation.epoch !== this.epoch) {
       return true
     }
-    const now = this.clock.now()
-    if (!this.limits.take(entry, data.byteLength, now)) {
+    if (this.sink.blocked?.(entry.id) === true) {
+      // OPEN: nothing more from this peer reaches Bitswap, whatever stream it comes on
+      this.stats.openRefused++
+      observation.failed = true
+      this.release(observation)
+      observation.stream.abort(new CircuitOpenError())
+      return false
+    }
+    const now = this.scheduler.now()
+    const limits = this.limits
+    if (!limits.take(entry, data.byteLength, now)) {
       this.stats.inboundBytesRefused++
-      this.refuse(observation, 'inbound_bytes', new InboundLimitError(`over ${this.limits.bytesPerSecond} inbound Bitswap bytes per second`))
+      this.refuse(observation, 'inbound_bytes', new InboundLimitError(`over ${limits.bytesPerSecond} inbound Bitswap bytes per second`))
       return false
     }
     const decoder = observation.decoder ??= new FrameDecoder({ maxMessageSize: this.maxMessageSize })
     let error: Error | undefined
+    let reason: AbuseReason = 'protocol_error'
     this.unrequestedItems = 0
     try {
       decoder.push(data)
       for (let frame = decoder.next(); frame !== undefined; frame = decoder.next()) {
+        // counted before anything reads the entries, so a huge wantlist costs at most the limit
+        const entries = countWantlistEntries(frame, limits.maxEntries)
+        if (entries > limits.maxEntries || lastPresenceCount() > limits.maxEntries) {
+          reason = 'wantlist_budget'
+          throw new InboundLimitError(`a Bitswap message with more than ${limits.maxEntries} wantlist entries or presences`)
+        }
+        if (!limits.takeEntries(entry, entries, now)) {
+          reason = 'wantlist_budget'
+          throw new InboundLimitError(`over ${limits.entriesPerSecond} wantlist entries per second`)
+        }
         this.ledger.receivedMessage(entry.key, frame, now)
       }
     } catch (err) {
@@ -193,17 +224,89 @@ export class ObserverCore implements WantOutcomeSink {
     }
     this.arm()
     if (error !== undefined) {
-      this.stats.protocolErrors++
-      this.refuse(observation, 'protocol_error', error)
+      if (reason === 'wantlist_budget') {
+        this.stats.wantlistRefused++
+      } else {
+        this.stats.protocolErrors++
+      }
+      this.refuse(observation, reason, error)
       return false
     }
+    if (!this.hold(observation, decoder.bufferedBytes)) {
+      return !observation.failed
+    }
     return true
+  }
+
+  /**
+   * Counts the stream's partial frame (`bytes`) in its peer's share of the shared budget; when the
+   * total no longer fits, the peer holding the most loses its partial frames until it does. False
+   * when that happened (the stream may be among those aborted).
+   */
+  private hold (observation: InboundObservation, bytes: number): boolean {
+    const entry = observation.entry
+    const delta = bytes - observation.held
+    if (delta === 0) {
+      return true
+    }
+    observation.held = bytes
+    if (bytes > 0) {
+      (entry.partial ??= new Set()).add(observation)
+    } else {
+      entry.partial?.delete(observation)
+    }
+    if (this.limits.hold(entry, delta)) {
+      return true
+    }
+    if (entry.buffered > this.limits.maxBufferedPerPeer) {
+      this.evictPartial(entry)
+    }
+    while (!this.limits.withinBuffered) {
+      let largest: PeerEntry | undefined
+      for (const peer of this.peers.values()) {
+        if (peer.buffered > (largest?.buffered ?? 0)) {
+          largest = peer
+        }
+      }
+      if (largest === undefined) {
+        break
+      }
+      this.evictPartial(largest)
+    }
+    return false
+  }
+
+  /** Aborts every stream of `entry` holding a partial frame and reports it, once */
+  private evictPartial (entry: PeerEntry): void {
+    const err = new InboundLimitError(`holding the most of ${this.limits.maxBuffered} bytes of partial Bitswap frames`)
+    const streams = entry.partial === undefined ? [] : [...entry.partial]
+    for (const observation of streams) {
+      this.stats.memoryRefused++
+      observation.failed = true
+      this.release(observation)
+      observation.stream.abort(err)
+    }
+    if (entry.buffered > 0) {
+      // bytes of streams no longer listed: forget them rather than evict this peer forever
+      this.limits.hold(entry, -entry.buffered)
+    }
+    this.report(entry, 'inbound_memory', err)
+  }
+
+  /** Drops the stream's partial frame and its share of the budget */
+  release (observation: InboundObservation): void {
+    observation.decoder?.reset()
+    if (observation.held !== 0 && observation.epoch === this.epoch) {
+      this.limits.hold(observation.entry, -observation.held)
+      observation.held = 0
+    }
+    observation.entry.partial?.delete(observation)
   }
 
   /** Aborts the stream (the handler would drop it anyway) and reports the peer */
   private refuse (observation: InboundObservation, reason: AbuseReason, err: Error): void {
     observation.failed = true
-    observation.decoder?.reset()
+    this.release(observation)
     observation.stream.abort(err)
     this.report(observation.entry, reason, err)
   }
@@ -257,13 +360,13 @@ export class ObserverCore implements WantOutcomeSink {
       this.scheduler.cancel(this.timer)
     }
     this.timerAt = next
-    this.timer = this.scheduler.schedule(next, this.onDeadline)
+    this.timer = this.scheduler.schedule(this.scheduler.toClock(next), this.onDeadline)
   }
 
   private expire (): void {
     this.timer = 0
     this.timerAt = Infinity
-    this.ledger.expire(this.clock.now())
+    this.ledger.expire(this.scheduler.now())
     this.arm()
   }
 
@@ -278,6 +381,7 @@ export class ObserverCore implements WantOutcomeSink {
       entry.removed = true
     }
     this.peers.clear()
+    this.limits.buffered = 0
     this.ledger.clear()
   }
 }

@@ -18,7 +18,7 @@ import type { PeerId, Stream } from '@libp2p/interface'
  * - Inbound streams: `message` listeners (and async iteration, which uses them) are wrapped, so each
  *   chunk is charged to the peer's byte budget and its frames reach the ledger before the handler
  *   sees them. No listener of our own is ever attached: a passive `message` listener would make the
- *   stream dispatch data the handler has not asked for yet (anchors-libp2p §0.4).
+ *   stream dispatch data before Bitswap attaches its own (after `close()`), which then gets none.
  * - The ledger's verdicts go to the sink: a block or HAVE is a success, a DONT_HAVE neutral (a valid
  *   answer), a want unanswered by the peer's adaptive deadline a failure (`WantDeadlineError`).
  *   One scheduler entry, armed for the ledger's next deadline, drives every miss.
@@ -35,11 +35,16 @@ export interface ObserverSink {
   verdict(peer: PeerId, outcome: Outcome, latencyMs: number, err?: Error): void
   /** The peer broke the rules: garbage, an oversized message, unrequested data, or an inbound limit */
   abuse(peer: PeerId, reason: AbuseReason, err?: Error): void
+  /**
+   * Whether nothing more from the peer may reach Bitswap (its circuit is OPEN): asked for every
+   * chunk of an admitted inbound stream, which is then aborted, long-lived streams included
+   */
+  blocked?(peer: PeerId): boolean
   /** The peer will not answer this want: end Bitswap's wait on it (see want-release.ts) */
   releaseWant?(peer: PeerId, cid: Uint8Array, reason: ReleaseReason): void
 }
 
-export type AbuseReason = 'protocol_error' | 'unrequested' | 'inbound_streams' | 'inbound_bytes'
+export type AbuseReason = 'protocol_error' | 'unrequested' | 'inbound_streams' | 'inbound_bytes' | 'wantlist_budget' | 'inbound_memory'
 
 /**
  * Adaptive want deadlines (see `WantLedgerInit`; `maxPeers` also bounds the observer's own per-peer
@@ -76,6 +81,14 @@ export interface ObserverStats {
   inboundBytesRefused: number
   /** Inbound streams refused because their peer held too many */
   inboundStreamsRefused: number
+  /** Inbound streams aborted for a wantlist over the per-message or per-peer entry budget */
+  wantlistRefused: number
+  /** Inbound streams aborted because their peer held the most of the shared partial-frame budget */
+  memoryRefused: number
+  /** Inbound streams aborted because their peer's circuit was OPEN */
+  openRefused: number
+  /** Bytes of partial frames held now, across peers */
+  bufferedBytes: number
 }
 
 /**
@@ -139,15 +152,20 @@ export class BitswapObserver {
     return this.core.ledger.peerLatency(peer.toString(), 'block')
   }
 
+  /** Whether wants we sent the peer are still open: its inbound streams may carry their answers */
+  awaitingAnswers (peer: PeerId): boolean {
+    return this.core.ledger.openWants(peer.toString()) > 0
+  }
+
   /** Inbound Bitswap streams the peer holds open now */
   inboundStreams (peer: PeerId): number {
     return this.core.peers.get(peer.toString())?.streams ?? 0
   }
 
-  /** Counters and sizes, for status and metrics */
+  /** Counters and sizes, for status and metrics (`bufferedBytes` across peers, as the shared budget counts it) */
   get stats (): ObserverStats {
     const core = this.core
-    return { ...core.stats, peers: core.peers.size, wants: core.ledger.size }
+    return { ...core.stats, peers: core.peers.size, wants: core.ledger.size, bufferedBytes: core.limits.buffered }
   }
 
   /**

@@ -29,7 +29,7 @@ export class OpenTiming {
 }
 
 /**
- * The deadline an open to a peer gets (research/openstream-deadline.md, "adaptive+identify"):
+ * The deadline an open to a peer gets (why these numbers: docs/design.md, "Open-stream deadlines"):
  * `sampleMultiplier` × the median of its recent opens once it has `minSamples`; before that
  * `coldMultiplier` × its identify time, else × the connection's RTT, else `coldDeadline`; clamped,
  * and at least `unconnectedFloor` when it must be dialled first.

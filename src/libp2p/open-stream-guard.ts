@@ -25,7 +25,7 @@ import type { ConnectionManager, OpenConnectionOptions } from '@libp2p/interface
  * guard wraps `connectionManager.openStream` (what `libp2p.dialProtocol` calls, read on every call)
  * and gives each Bitswap open a per-peer deadline, reports how it ended to a gate (the service's
  * circuit breaker), and lets the service cancel a peer's opens when its circuit opens.
- * The design and its numbers: research/openstream-deadline.md ("adaptive+identify").
+ * Why these numbers: docs/design.md, "Open-stream deadlines".
  *
  * Scope: a call is guarded when ANY of its protocols is in `protocols` (Bitswap asks for exactly
  * one; a mixed list that may end up speaking Bitswap would hold the same queue slot) and its

@@ -94,45 +94,44 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     }
   }
 
-  /** Re-dispatches the engine's events as the service's typed libp2p-style events */
+  /** Forwards the engine's events as the service's libp2p events (the engine has ordered them) */
   private bridgeEngineEvents (): void {
     const { protection } = this
-    protection.onTransition(this.onTransition)
-    protection.healthMonitor.onStatusChange((evt) => {
-      const { from, to } = evt
-      const peer = toPeerId(evt.peer)
+    protection.addEventListener('transition', (evt) => { this.onTransition(evt.detail) })
+    protection.addEventListener('health:change', (evt) => {
+      const { from, to } = evt.detail
+      const peer = toPeerId(evt.detail.peer)
       if (peer != null) {
         this.log.trace('health of %p %s -> %s', peer, from, to)
         this.safeDispatchEvent('health:change', { detail: { peer, from, to } })
       }
     })
-    protection.recoveryManager.onRecoveryStart((evt) => {
+    protection.addEventListener('recovery:start', (evt) => {
       this.metrics.recovery('started')
-      const peer = toPeerId(evt.peer)
+      const peer = toPeerId(evt.detail.peer)
       if (peer != null) {
         this.log('recovery of %p started', peer)
-        // the ramp starts inside the close: recovery events go out after `circuit:close`, in order
-        queueMicrotask(() => { this.safeDispatchEvent('recovery:start', { detail: { peer } }) })
+        this.safeDispatchEvent('recovery:start', { detail: { peer } })
       }
     })
-    protection.recoveryManager.onRecoveryComplete((evt) => {
+    protection.addEventListener('recovery:complete', (evt) => {
       this.metrics.recovery('completed')
-      const peer = toPeerId(evt.peer)
+      const peer = toPeerId(evt.detail.peer)
       if (peer != null) {
         this.log('recovery of %p completed', peer)
-        queueMicrotask(() => { this.safeDispatchEvent('recovery:complete', { detail: { peer } }) })
+        this.safeDispatchEvent('recovery:complete', { detail: { peer } })
       }
     })
-    protection.recoveryManager.onRecoveryFailed((evt) => {
+    protection.addEventListener('recovery:fail', (evt) => {
       this.metrics.recovery('failed')
-      const { reason } = evt
-      const peer = toPeerId(evt.peer)
+      const { reason } = evt.detail
+      const peer = toPeerId(evt.detail.peer)
       if (peer != null) {
         this.log('recovery of %p failed: %s', peer, reason)
-        queueMicrotask(() => { this.safeDispatchEvent('recovery:fail', { detail: { peer, reason } }) })
+        this.safeDispatchEvent('recovery:fail', { detail: { peer, reason } })
       }
     })
-    protection.onPopulationChange(this.onPopulationChange)
+    protection.addEventListener('population:change', (evt) => { this.onPopulationChange(evt.detail) })
   }
 
   /** Local-network suspicion started or cleared; while it holds, one timer re-checks when it would clear */
@@ -227,6 +226,7 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     this.suspicionCheck = 0
     this.started = false
     this.isolation.running = false
+    this.isolation.clear()
     this.log('stopped')
   }
 
@@ -258,8 +258,11 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
   /** Undoes one `isolate`; once the last is released the peer may redial as a half-open probe */
   release (peer: PeerId): void {
     this.protection.release(peer)
-    if (this.started && this.redialOnHalfOpen) {
-      this.isolation.scheduleProbe(peer)
+    if (this.started) {
+      this.isolation.scheduleDwellCheck(peer)
+      if (this.redialOnHalfOpen) {
+        this.isolation.scheduleProbe(peer)
+      }
     }
   }
 
@@ -272,6 +275,8 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
     return {
       ...this.protection.getOverallStatus(),
       streams: { ...this.gate.streams },
+      eventLoop: { ...this.scheduler.lag },
+      observer: this.gate.observer?.stats,
       upstreamMiddlewareWorkaround: this.upstreamWorkaround,
       releases: { status: this.releaser.status, released: this.releaser.released }
     }

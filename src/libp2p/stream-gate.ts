@@ -5,6 +5,7 @@ import { CircuitState, Outcome } from '../states.ts'
 import { BitswapObserver } from './observer.ts'
 import { OpenStreamGuard } from './open-stream-guard.ts'
 import { watchStream } from './stream-watch.ts'
+import { ConnectionDrops, isConnectionError } from './connection-drops.ts'
 import type { ResolvedServiceConfig } from './config.ts'
 import type { DeadlineScheduler } from './deadline-scheduler.ts'
 import type { RejectionReason, ServiceMetrics } from './metrics.ts'
@@ -42,6 +43,8 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
   private readonly minResponseDeadline: number
   /** With message observation a clean close is no evidence: answers are (see observer.ts) */
   private readonly cleanClose: Outcome
+  private readonly connections: OpenStreamGuardComponents['connectionManager']
+  private readonly drops = new ConnectionDrops()
   private readonly releaser: WantReleaser | undefined
 
   constructor (components: OpenStreamGuardComponents, config: ResolvedServiceConfig, protection: BitswapProtectionManager, scheduler: DeadlineScheduler, metrics: ServiceMetrics, log: Logger, releaser?: WantReleaser) {
@@ -60,6 +63,7 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
       ? new BitswapObserver({ ...config.observe, clock: protection.clock, scheduler }, this)
       : undefined
     this.cleanClose = this.observer == null ? Outcome.SUCCESS : Outcome.NEUTRAL
+    this.connections = components.connectionManager
     this.releaser = releaser
   }
 
@@ -91,10 +95,11 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
       this.abuse(peer, 'inbound_streams')
       throw new InboundLimitError('too many concurrent inbound Bitswap streams from this peer')
     }
-    if (!outbound && this.observer != null && this.protection.circuitState(peer) === CircuitState.HALF_OPEN) {
-      // answers to our probes: the quota is for what we ask, and these streams carry the evidence.
-      // Checked before admission on purpose: an admitted inbound stream would hold a probe permit
-      // until it closes, and the answer verdicts it carries would then find the quota used up.
+    if (!outbound && this.observer != null && this.observer.awaitingAnswers(peer) && this.protection.circuitState(peer) === CircuitState.HALF_OPEN) {
+      // answers to our probes (wants we sent it are open): these streams carry the evidence, so
+      // they are exempt from the quota. Checked before admission on purpose: an admitted inbound
+      // stream holds a probe permit until it closes, and the verdicts it carries would then find
+      // the quota used up. Any other inbound stream of a HALF_OPEN peer takes a probe permit below.
       next(this.observer.wrapInbound(stream, peer), connection)
       return
     }
@@ -178,7 +183,7 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
     if (!permit.tracked) {
       return
     }
-    permit.settle(outcome, openMs, err)
+    permit.settle(this.dropped(peer, outcome, err), openMs, err)
     if (err.name === 'OpenStreamDeadlineError' && !this.guard.hasOpened(peer)) {
       // A peer that never completed a Bitswap open on this connection and now misses a deadline
       // derived from its own identify time is blackholing: waiting for two more misses costs every
@@ -190,7 +195,25 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
   // -- StreamOutcomeSink --
 
   settleStream (permit: Permit, outcome: Outcome, latencyMs: number, err: Error | undefined, now: number): void {
+    const peer = permit.record?.peer
+    if (outcome === Outcome.FAILURE && peer !== undefined && typeof peer !== 'string') {
+      outcome = this.dropped(peer, outcome, err, now)
+    }
     permit.settle(outcome, latencyMs, err, now)
+  }
+
+  /**
+   * A failure that came with its connection going away (a connection error, or no open connection
+   * left) counts once per drop; the streams and opens that died with it are neutral
+   */
+  private dropped (peer: PeerId, outcome: Outcome, err: Error | undefined, now: number = this.protection.clock.now()): Outcome {
+    if (outcome !== Outcome.FAILURE) {
+      return outcome
+    }
+    if (!isConnectionError(err) && this.connections.getConnections(peer).some(c => c.status === 'open')) {
+      return outcome
+    }
+    return this.drops.first(peer.toString(), now) ? Outcome.FAILURE : Outcome.NEUTRAL
   }
 
   // -- ObserverSink: message-level verdicts --
@@ -216,9 +239,19 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
   abuse (peer: PeerId, reason: AbuseReason, err?: Error): void {
     this.metrics.rejection('inbound', ABUSE_LABELS[reason])
     this.log('%p broke the rules: %s', peer, reason)
-    if (!this.allowed(peer)) {
-      this.protection.observe(peer, Outcome.FAILURE, 0, err ?? new InboundLimitError(reason))
+    if (this.allowed(peer)) {
+      return
     }
+    this.protection.observe(peer, Outcome.FAILURE, 0, err ?? new InboundLimitError(reason))
+    if (PUNISHED.has(reason)) {
+      // a flood is no detector's guess: open it whatever the population guard says
+      this.protection.punish(peer)
+    }
+  }
+
+  /** An OPEN peer's admitted streams are aborted on their next chunk (see observer-core.ts) */
+  blocked (peer: PeerId): boolean {
+    return this.protection.circuitState(peer) === CircuitState.OPEN && !this.allowed(peer)
   }
 }
 
@@ -232,5 +265,10 @@ const ABUSE_LABELS: Record<AbuseReason, RejectionReason> = {
   protocol_error: 'protocol_error',
   unrequested: 'unrequested',
   inbound_streams: 'stream_limit',
-  inbound_bytes: 'byte_limit'
+  inbound_bytes: 'byte_limit',
+  wantlist_budget: 'wantlist_limit',
+  inbound_memory: 'memory_limit'
 }
+
+/** Abuse that opens the circuit at once: each costs us work or memory a useful peer never asks for */
+const PUNISHED: ReadonlySet<AbuseReason> = new Set<AbuseReason>(['inbound_bytes', 'wantlist_budget', 'inbound_memory'])

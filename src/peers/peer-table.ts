@@ -2,7 +2,7 @@ import { systemClock } from '../clock.ts'
 import { DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PEERS, MAX_PEERS_LIMIT } from './config.ts'
 import { checkNumber } from '../validate.ts'
 import { peerKey } from './peer-key.ts'
-import { PeerRecord } from './peer-record.ts'
+import { FORGOTTEN, NOT_USED, PeerRecord, USED } from './peer-record.ts'
 import type { PeerLike } from './peer-key.ts'
 import type { Clock } from '../clock.ts'
 
@@ -84,7 +84,7 @@ export class PeerTable {
     let record = this.records.get(key)
     if (record !== undefined) {
       record.lastSeen = now
-      record.referenced = true
+      record.mark = USED
       if (typeof peer !== 'string' && typeof record.peer === 'string') {
         // known by its string (e.g. restored from a snapshot): keep the PeerId from now on
         record.peer = peer
@@ -104,7 +104,7 @@ export class PeerTable {
   /** Marks a record as used (for idle expiry and eviction order) */
   touch (record: PeerRecord, now: number): void {
     record.lastSeen = now
-    record.referenced = true
+    record.mark = USED
   }
 
   /** Calls `fn` for every tracked record (`fn` may remove records) */
@@ -159,8 +159,7 @@ export class PeerTable {
 
   private release (record: PeerRecord): void {
     this.records.delete(peerKey(record.peer))
-    record.live = false
-    record.referenced = false
+    record.mark = FORGOTTEN
     const keepers = this.keepers
     for (let i = 0; i < keepers.length; i++) {
       keepers[i].removed?.(record)
@@ -196,8 +195,8 @@ export class PeerTable {
       if (record === undefined) {
         return false
       }
-      if (record.referenced && !this.isIdle(record, now)) {
-        record.referenced = false
+      if (record.mark === USED && !this.isIdle(record, now)) {
+        record.mark = NOT_USED
         continue
       }
       if (this.isEvictable(record, now)) {

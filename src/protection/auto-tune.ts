@@ -21,8 +21,8 @@ export type { AutoTuneConfig, AutoTuneInit, ResolvedAutoTuneConfig } from './con
  * requests of each counting window, and for a peer that normally fails 10 % of its requests, 2
  * failures of the first 3 happen with probability 2.8 % per window (a busy peer meets that many
  * windows), while 12 of the first 20 happen with probability about 1e-7. A quiet peer keeps the
- * seed's 3: waiting for 20 of its requests would leave it stalling wants for minutes. A busy broken
- * peer still trips within about one window of its traffic.
+ * lower bound of 3: waiting for 20 of its requests would leave it stalling wants for minutes. A
+ * busy broken peer still trips within about one window of its traffic.
  */
 export function tripMinRequestsFor (requestsPerWindow: number, min: number, max: number): number {
   const wanted = Math.ceil(requestsPerWindow - EPSILON)
@@ -84,9 +84,9 @@ export interface AutoTuneOptions {
 }
 
 /**
- * "Automatic configuration adjustment based on load", which the seed promised and never had:
- * three bounded rules over per-peer load and the health of the whole population (see the pure
- * functions above), plus the open-duration backoff the core already does (read back, not redone).
+ * Automatic configuration adjustment based on load: three bounded rules over per-peer load and
+ * the health of the whole population (see the pure functions above), plus the open-duration
+ * backoff the core already does (read back, not redone).
  *
  * No timers: each peer's request rate (`PeerRecord.rate*`) is an exponentially weighted moving
  * average over fixed windows, folded lazily when the peer is next seen (`record`, allocation-free), and read as the
@@ -111,8 +111,9 @@ export class AutoTune {
 
   /** Counts one request to the peer (call it once per settled request, any outcome) */
   record (record: PeerRecord, now: number): void {
-    const w = Math.floor(now / this.rateWindow)
     const last = record.rateWindow
+    // still the window being counted: a multiplication instead of a division on the hot path
+    const w = now < (last + 1) * this.rateWindow ? last : Math.floor(now / this.rateWindow)
     if (w > last) {
       record.rateAverage = this.folded(record, w - last)
       record.rateCount = 0
@@ -163,7 +164,7 @@ export class AutoTune {
   /**
    * The tuned trip rule for the peer: at least `tripMinRequests` requests and at least
    * `tripFailureRatio` of them failed. For the manager to use when the user gave no `readyToTrip`
-   * of their own. An untracked peer gets the seed's rule (the lower bounds).
+   * of their own. An untracked peer gets the untuned rule (the lower bounds).
    */
   shouldTrip (record: PeerRecord | undefined, counts: Readonly<Counts>, now: number): boolean {
     const requests = counts.requests

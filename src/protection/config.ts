@@ -75,10 +75,10 @@ export const DEFAULT_MIN_RAMP_SPEED = 0.5
 /** ... and at twice the speed while none is, so half available is exactly 1x */
 export const DEFAULT_MAX_RAMP_SPEED = 2
 
-// -- the manager's switches: the seed's DefaultProtectionConfig() --
-/** Ramp a peer back up after its circuit closes (seed) */
+// -- the manager's switches: the original Go design's DefaultProtectionConfig() (docs/design.md) --
+/** Ramp a peer back up after its circuit closes (the Go original's default) */
 export const DEFAULT_ENABLE_AUTO_RECOVERY = true
-/** Trip a peer whose health turns UNHEALTHY (seed's flag, which did nothing there) */
+/** Trip a peer whose health turns UNHEALTHY (the Go original's default) */
 export const DEFAULT_ENABLE_HEALTH_BASED_TRIPPING = true
 /** Auto-tune trip sensitivity and ramp speed (ours: see auto-tune.ts for each rule's reason) */
 export const DEFAULT_ENABLE_AUTO_TUNING = true
@@ -215,7 +215,7 @@ export interface AutoTuneInit {
   rateSmoothing?: number
 
   /**
-   * The trip rule's minimum request volume for a quiet peer (the seed's fixed 3)
+   * The trip rule's minimum request volume for a quiet peer (the default breaker rule's 3)
    *
    * @default 3
    */
@@ -229,7 +229,7 @@ export interface AutoTuneInit {
   maxTripRequests?: number
 
   /**
-   * The failure ratio that trips a peer while the rest of the population is fine (the seed's 0.6)
+   * The failure ratio that trips a peer while the rest of the population is fine (the default breaker rule's 0.6)
    *
    * @default 0.6
    */
@@ -339,7 +339,7 @@ export interface ProtectionInit {
 
   /**
    * Trip a peer's circuit when its health becomes UNHEALTHY (e.g. too many consecutive errors),
-   * even if the breaker's own rule has not fired yet. (The seed's flag of this name did nothing.)
+   * even if the breaker's own rule has not fired yet.
    *
    * @default true
    */
@@ -378,7 +378,7 @@ export interface ProtectionInit {
 /** @deprecated use `ProtectionInit` */
 export type ProtectionConfigInit = ProtectionInit
 
-/** The seed's `DefaultProtectionConfig()`, plus the population guard, auto-tuning and peer bounds */
+/** The Go original's `DefaultProtectionConfig()`, plus the population guard, auto-tuning and peer bounds */
 export function defaultProtectionConfig (): ProtectionConfig {
   return {
     circuitBreaker: defaultBitswapCircuitBreakerConfig(),

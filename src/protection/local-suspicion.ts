@@ -1,4 +1,5 @@
 import { SHARE_EPSILON } from './open-cap.ts'
+import { LinkedList, ListNode } from '../util/linked-list.ts'
 import type { PeerRecord } from '../peers/peer-record.ts'
 
 /**
@@ -11,48 +12,41 @@ export function localSuspicionThreshold (population: number, share: number, minP
   return more > minPeers ? more : minPeers
 }
 
+/** A record's place in the failing list, made at its first failure and reused after */
+export class FailingNode extends ListNode<PeerRecord> {
+  /** When the peer last failed */
+  at = 0
+}
+
 /**
- * The peers failing now, oldest failure first: an intrusive list through the records
- * (`failPrev` / `failNext`, ordered by `lastFailure`), so that expiring failures is O(1) per
- * expired failure and the hot path allocates nothing.
+ * The peers failing now, oldest failure first (the shared intrusive list), so that expiring
+ * failures is O(1) per expired failure and the hot path allocates nothing.
  */
 export class FailingList {
-  head: PeerRecord | undefined = undefined
-  tail: PeerRecord | undefined = undefined
+  private readonly list = new LinkedList<PeerRecord>()
 
   get empty (): boolean {
-    return this.head === undefined
+    return this.list.head === null
+  }
+
+  /** The record whose failure is oldest */
+  get head (): PeerRecord | undefined {
+    return this.list.first
   }
 
   /** Links the record at the tail as failing at `now` (kept in order if the clock stepped back) */
   append (record: PeerRecord, now: number): void {
-    const tail = this.tail
-    record.lastFailure = tail !== undefined && tail.lastFailure > now ? tail.lastFailure : now
-    record.failPrev = tail
-    record.failNext = undefined
-    if (tail === undefined) {
-      this.head = record
-    } else {
-      tail.failNext = record
+    let node = record.failing
+    if (node === undefined) {
+      node = record.failing = new FailingNode(record)
     }
-    this.tail = record
+    const tail = this.list.tail as FailingNode | null
+    node.at = tail !== null && tail !== node && tail.at > now ? tail.at : now
+    this.list.push(node)
   }
 
   unlink (record: PeerRecord): void {
-    const prev = record.failPrev
-    const next = record.failNext
-    if (prev === undefined) {
-      this.head = next
-    } else {
-      prev.failNext = next
-    }
-    if (next === undefined) {
-      this.tail = prev
-    } else {
-      next.failPrev = prev
-    }
-    record.failPrev = undefined
-    record.failNext = undefined
+    record.failing?.unlink()
   }
 
   /**
@@ -60,11 +54,16 @@ export class FailingList {
    * that many are listed
    */
   expiryOf (steps: number, window: number): number | undefined {
-    let record = this.head
-    while (steps > 1 && record !== undefined) {
-      record = record.failNext
+    let node = this.list.head as FailingNode | null
+    while (steps > 1 && node !== null) {
+      node = node.next as FailingNode | null
       steps--
     }
-    return record === undefined || steps < 1 ? undefined : record.lastFailure + window
+    return node === null || steps < 1 ? undefined : node.at + window
   }
+}
+
+/** When the record last failed (0: never) */
+export function lastFailure (record: PeerRecord): number {
+  return record.failing?.at ?? 0
 }

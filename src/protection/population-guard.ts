@@ -1,6 +1,6 @@
 import { EventEmitter } from '../event.ts'
 import { CircuitState, Outcome } from '../states.ts'
-import { FailingList, localSuspicionThreshold } from './local-suspicion.ts'
+import { FailingList, lastFailure, localSuspicionThreshold } from './local-suspicion.ts'
 import { maxOpenPeers, underOpenCap } from './open-cap.ts'
 import { countOutlierOutcome, findOutliers } from './outliers.ts'
 import { resolvePopulationGuardConfig } from './config.ts'
@@ -271,13 +271,13 @@ export class PopulationGuard implements RecordKeeper {
       this.failing.unlink(record)
     }
     this.setFlags(record, 0)
-    record.lastFailure = 0
+    record.failing = undefined
     record.outliers = undefined
   }
 
   /** A failing peer is kept until its failure expires, so the failing share stays honest. Pure. */
   evictable (record: PeerRecord, now: number): boolean {
-    return (record.guardFlags & FAILING) === 0 || now - record.lastFailure >= this.window
+    return (record.guardFlags & FAILING) === 0 || now - lastFailure(record) >= this.window
   }
 
   // -- internals --
@@ -300,8 +300,8 @@ export class PopulationGuard implements RecordKeeper {
       need = localSuspicionThreshold(this.registry.size, this.config.localFailureShare, this.config.minPeersForLocalSuspicion)
     }
     let record = this.failing.head
-    while (record !== undefined && now - record.lastFailure >= window) {
-      const expiredAt = record.lastFailure + window
+    while (record !== undefined && now - lastFailure(record) >= window) {
+      const expiredAt = lastFailure(record) + window
       this.failing.unlink(record)
       this.setFlags(record, record.guardFlags & ~FAILING)
       if (this.isSuspected && this.failingCount < need) {

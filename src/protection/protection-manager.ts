@@ -4,7 +4,6 @@ import { abortErrorFor, classifyOutcome } from '../breaker/execute.ts'
 import { TransitionReason } from '../breaker/core.ts'
 import { BitswapCircuitBreaker } from '../breaker/per-peer.ts'
 import { REJECTED_RECOVERY, UNTRACKED_PERMIT } from '../breaker/permit.ts'
-import { EventEmitter } from '../event.ts'
 import { DEFAULT_MAX_PEERS } from '../peers/config.ts'
 import { HealthMonitor } from '../health/health-monitor.ts'
 import { PeerTable } from '../peers/peer-table.ts'
@@ -12,6 +11,7 @@ import { RecoveryManager } from '../recovery/recovery-manager.ts'
 import { CircuitState, HealthStatus, Outcome } from '../states.ts'
 import { defaultReadyToTrip } from '../breaker/config.ts'
 import { AutoTune } from './auto-tune.ts'
+import { ProtectionEmitter } from './events.ts'
 import { resolveProtectionConfig } from './config.ts'
 import { PopulationGuard } from './population-guard.ts'
 import { MAX_SNAPSHOT_ENTRIES, prepareSnapshot, SNAPSHOT_VERSION } from './snapshot.ts'
@@ -35,13 +35,9 @@ export type { CircuitStateCounts, OverallStatus, PeerSnapshot, PeerStatus, Prote
 
 /**
  * Breaker → recovery gate → the call → health record, per peer, sharing one bounded peer table.
- *
- * Divergences from the seed (each fixes a bug it had): breaker and recovery rejections are not
- * counted as the peer's failures; a peer recovers only after its circuit closes, and a recovery that
- * fails re-trips the circuit instead of letting all traffic through; health-based tripping really
- * trips; every count in the overall status is real.
+ * Our own rejections are never the peer's failures, so a gated peer is not punished twice.
  */
-export class BitswapProtectionManager implements PermitOwner {
+export class BitswapProtectionManager extends ProtectionEmitter implements PermitOwner {
   readonly clock: Clock
   readonly registry: PeerTable
   readonly circuitBreaker: BitswapCircuitBreaker
@@ -49,12 +45,6 @@ export class BitswapProtectionManager implements PermitOwner {
   readonly recoveryManager: RecoveryManager
   readonly populationGuard: PopulationGuard
   readonly autoTune: AutoTune
-  /** Fired when local-network suspicion starts or clears */
-  readonly onPopulationChange: (listener: (evt: LocalSuspicionChange) => void) => Disposable
-  /** Fired after every circuit state change */
-  readonly onTransition: (listener: (evt: TransitionEvent) => void) => Disposable
-
-  private readonly transitions = new EventEmitter<TransitionEvent>()
   private readonly enableAutoRecovery: boolean
   private readonly enableHealthBasedTripping: boolean
   private readonly disposables: Disposable[] = []
@@ -64,9 +54,12 @@ export class BitswapProtectionManager implements PermitOwner {
   private trips = 0
   private restoreStats: RestoreStats | undefined
   private closed = false
+  /** The record `punish` is tripping: the population guard is not asked */
+  private punishing: PeerRecord | undefined
 
   constructor (init: ProtectionInit = {}, options: ProtectionManagerOptions = {}) {
     // resolved once, up front: an error names the field by its full path and nothing is built
+    super()
     const resolved = resolveProtectionConfig(init)
     checkEngineOptions(options)
     this.clock = options.clock ?? systemClock
@@ -81,54 +74,68 @@ export class BitswapProtectionManager implements PermitOwner {
       registry: this.registry,
       rampSpeed: resolved.enableAutoTuning ? (record, at) => this.autoTune.recoveryRampSpeed(record, at) : undefined
     })
-    this.onPopulationChange = this.populationGuard.onChange
     this.enableAutoRecovery = resolved.enableAutoRecovery
     this.enableHealthBasedTripping = resolved.enableHealthBasedTripping
-    this.onTransition = this.transitions.listen
 
     // without a user rule, trip sensitivity is auto-tuned per peer (auto-tune.ts); the default rule
     // (as in a config spread from defaultProtectionConfig()) is not a user rule
     if (resolved.circuitBreaker.readyToTrip === defaultReadyToTrip && resolved.enableAutoTuning) {
       core.policy = { shouldTrip: (counts: Counts, record, now) => this.autoTune.shouldTrip(record, counts, now) }
     }
-    core.canTrip = (record, now) => this.populationGuard.canTrip(record, now)
+    core.canTrip = (record, now) => record === this.punishing || this.populationGuard.canTrip(record, now)
     this.disposables.push(
       core.onTransition(this.populationGuard.recordTransition),
       core.onTransition((record, from, to, reason, now) => {
-        if (to === CircuitState.OPEN) {
-          if (isTrip(reason)) {
-            this.trips++
+        this.reportTransition(() => {
+          if (to === CircuitState.OPEN) {
+            if (isTrip(reason)) {
+              this.trips++
+            }
+            // a peer that trips again while ramping back starts over once it closes
+            this.recoveryManager.cancel(record, now)
+          } else if (to === CircuitState.CLOSED && from === CircuitState.HALF_OPEN && this.enableAutoRecovery) {
+            this.recoveryManager.start(record, now)
           }
-          // a peer that trips again while ramping back starts over once it closes
-          this.recoveryManager.cancel(record, now)
-        } else if (to === CircuitState.CLOSED && from === CircuitState.HALF_OPEN && this.enableAutoRecovery) {
-          this.recoveryManager.start(record, now)
-        }
-        this.transitions.emit({ peer: record.peer, from, to, reason })
+          this.emit('transition', { peer: record.peer, from, to, reason })
+        })
       }),
-      this.recoveryManager.onRecoveryFailed(({ peer, reason }) => {
-        const record = this.registry.find(peer)
-        if (record === undefined) {
-          return
-        }
-        const now = this.clock.now()
-        // a ramp that ran out of time without failures only met a quiet peer: let it be (a failed
-        // recovery holds its peer at rate 0, which only a trip or a cancel undoes); a vetoed trip
-        // (population guard) must not leave the peer shut out at rate 0 either
-        if (reason !== 'failures' || !core.trip(record, now, TransitionReason.RECOVERY_FAILED)) {
-          this.recoveryManager.cancel(record, now)
-        }
-      }),
-      this.healthMonitor.onStatusChange(({ peer, to }) => {
-        if (!this.enableHealthBasedTripping || to !== HealthStatus.UNHEALTHY) {
-          return
-        }
-        const record = this.registry.find(peer)
+      this.recoveryManager.onRecoveryStart((evt) => { this.emit('recovery:start', evt) }),
+      this.recoveryManager.onRecoveryComplete((evt) => { this.emit('recovery:complete', evt) }),
+      this.recoveryManager.onRecoveryFailed((evt) => {
+        const record = this.registry.find(evt.peer)
         if (record !== undefined) {
-          core.trip(record, this.clock.now(), TransitionReason.UNHEALTHY)
+          const now = this.clock.now()
+          // a ramp that ran out of time without failures only met a quiet peer: let it be (a failed
+          // recovery holds its peer at rate 0, which only a trip or a cancel undoes); a vetoed trip
+          // (population guard) must not leave the peer shut out at rate 0 either
+          if (evt.reason !== 'failures' || !core.trip(record, now, TransitionReason.RECOVERY_FAILED)) {
+            this.recoveryManager.cancel(record, now)
+          }
         }
-      })
+        // after the trip it caused, as the trip's own event
+        this.emit('recovery:fail', evt)
+      }),
+      this.healthMonitor.onStatusChange((evt) => {
+        if (this.enableHealthBasedTripping && evt.to === HealthStatus.UNHEALTHY) {
+          const record = this.registry.find(evt.peer)
+          if (record !== undefined) {
+            core.trip(record, this.clock.now(), TransitionReason.UNHEALTHY)
+          }
+        }
+        this.emit('health:change', evt)
+      }),
+      this.populationGuard.onChange((evt) => { this.emit('population:change', evt) })
     )
+  }
+
+  /** `listener` after every circuit state change; the handle unsubscribes (see the `transition` event) */
+  onTransition (listener: (evt: TransitionEvent) => void): Disposable {
+    return this.listen('transition', listener)
+  }
+
+  /** `listener` when local-network suspicion starts or clears (see the `population:change` event) */
+  onPopulationChange (listener: (evt: LocalSuspicionChange) => void): Disposable {
+    return this.listen('population:change', listener)
   }
 
   // -- the two-step API used by the libp2p service (hot path: one permit, nothing else) --
@@ -167,7 +174,7 @@ export class BitswapProtectionManager implements PermitOwner {
   settlePermit (permit: Permit, outcome: Outcome, latencyMs: number, err: unknown, now: number | undefined): void {
     const record = permit.record
     if (record !== undefined) {
-      this.record(record, permit.epoch, outcome, now ?? this.clock.now(), latencyMs, err)
+      this.record(record, permit.epoch, outcome, now ?? permit.at + (latencyMs > 0 ? latencyMs : 0), latencyMs, err)
     }
   }
 
@@ -225,7 +232,7 @@ export class BitswapProtectionManager implements PermitOwner {
     }
   }
 
-  // -- the seed's API --
+  // -- the Go original's API --
 
   /**
    * Runs `fn` for `peer` if its circuit and recovery ramp allow it, and records the outcome.
@@ -245,15 +252,17 @@ export class BitswapProtectionManager implements PermitOwner {
       throw admission.error
     }
     const isSuccessful = this.circuitBreaker.config.isSuccessful
-    const startedAt = this.clock.now()
+    const startedAt = admission.at
     let result: T
     try {
       result = await fn(signal)
     } catch (err) {
-      admission.settle(classifyOutcome(isSuccessful, true, err, signal), this.clock.now() - startedAt, err)
+      const now = this.clock.now()
+      admission.settle(classifyOutcome(isSuccessful, true, err, signal), now - startedAt, err, now)
       throw err
     }
-    admission.settle(classifyOutcome(isSuccessful, false, undefined, signal), this.clock.now() - startedAt)
+    const now = this.clock.now()
+    admission.settle(classifyOutcome(isSuccessful, false, undefined, signal), now - startedAt, undefined, now)
     return result
   }
 
@@ -268,6 +277,28 @@ export class BitswapProtectionManager implements PermitOwner {
   /** Forces a peer's circuit OPEN now (it then follows the normal OPEN → HALF_OPEN path) */
   trip (peer: PeerLike, reason: TransitionReason = TransitionReason.TRIP): boolean {
     return this.circuitBreaker.tripPeer(peer, reason)
+  }
+
+  /**
+   * Trips a peer that abused us (a flood, a memory or wantlist budget broken) whatever the
+   * population guard says: its cap keeps useful peers from being opened all at once, and local
+   * suspicion protects peers from our own outage; neither is in doubt when a peer floods us.
+   */
+  punish (peer: PeerLike): boolean {
+    if (this.closed) {
+      return false
+    }
+    const now = this.clock.now()
+    const record = this.registry.get(peer, now)
+    if (record === undefined) {
+      return false
+    }
+    this.punishing = record
+    try {
+      return this.circuitBreaker.core.trip(record, now, TransitionReason.ABUSE)
+    } finally {
+      this.punishing = undefined
+    }
   }
 
   /** Holds a peer's circuit OPEN until `release` (ref-counted; not a trip, no backoff) */
@@ -409,7 +440,6 @@ export class BitswapProtectionManager implements PermitOwner {
     for (const d of this.disposables) {
       d.dispose()
     }
-    this.transitions.clear()
     this.healthMonitor.close()
     this.recoveryManager.close()
     this.populationGuard.close()

@@ -46,7 +46,7 @@ export interface OverallStatus {
   localNetworkSuspected: boolean
   /** What the last `restore()` (or the service's `initialState`) restored, skipped and dropped */
   restored: RestoreStats | undefined
-  /** More than 80 % of known peers healthy and fewer than 20 % of circuits open (the seed's rule, with real numbers) */
+  /** More than 80 % of known peers healthy and fewer than 20 % of circuits open (the Go original's rule) */
   isHealthy(): boolean
   getSummary(): string
 }

@@ -2,31 +2,31 @@ import { InvalidConfigError } from '../errors.ts'
 import { RecoveryStrategy } from '../states.ts'
 import { describe, numberIn, optionalNumber, optionalOneOf, pathOf } from '../validate.ts'
 
-// -- defaults: the seed's DefaultRecoveryConfig() (research/seed-origin.md §1.3) --
-/** Ramp shape (seed) */
+// -- defaults: the original Go design's DefaultRecoveryConfig() (docs/design.md) --
+/** Ramp shape (the Go original's default) */
 export const DEFAULT_RECOVERY_STRATEGY = RecoveryStrategy.EXPONENTIAL
-/** Share of requests admitted when a recovery starts (seed) */
+/** Share of requests admitted when a recovery starts (the Go original's default) */
 export const DEFAULT_INITIAL_RECOVERY_RATE = 0.1
-/** Share the ramp never exceeds (seed: all traffic) */
+/** Share the ramp never exceeds (the Go original's default: all traffic) */
 export const DEFAULT_MAX_RECOVERY_RATE = 1.0
-/** One ramp step, ms (seed: 10 s) */
+/** One ramp step, ms (the Go original's 10 s) */
 export const DEFAULT_RECOVERY_INTERVAL = 10_000
-/** What each step adds or multiplies by 1 + it (seed) */
+/** What each step adds or multiplies by 1 + it (the Go original's default) */
 export const DEFAULT_RECOVERY_INCREMENT = 0.1
-/** Successes in a row that complete a recovery (seed) */
+/** Successes in a row that complete a recovery (the Go original's default) */
 export const DEFAULT_SUCCESS_THRESHOLD = 10
-/** Failures in a row that fail a recovery (seed) */
+/** Failures in a row that fail a recovery (the Go original's default) */
 export const DEFAULT_FAILURE_THRESHOLD = 3
-/** A recovery running this long has failed, ms (seed: 5 min) */
+/** A recovery running this long has failed, ms (the Go original's 5 min) */
 export const DEFAULT_MAX_RECOVERY_TIME = 300_000
-/** Least time between two recoveries of a peer, ms (seed: 30 s) */
+/** Least time between two recoveries of a peer, ms (the Go original's 30 s) */
 export const DEFAULT_COOLDOWN_PERIOD = 30_000
 /** Per-peer counters are uint16 */
 const MAX_UINT16 = 65_535
 /** Timer-safe upper bound of a duration, ms (2^31, setTimeout's limit) */
 const MAX_DURATION = 2 ** 31
 
-/** Recovery manager options. Every field is optional and takes the seed's default. */
+/** Recovery manager options. Every field is optional and has a default. */
 export interface RecoveryInit {
   /**
    * How the admitted fraction grows with time since the recovery started, in whole or fractional
@@ -80,8 +80,7 @@ export interface RecoveryInit {
   /**
    * This many failed requests in a row fail the recovery: the peer is held at rate 0 (until a new
    * start, or `cancel` hands it back to its tripped circuit) and `onRecoveryFailed` fires, so that
-   * its circuit can be tripped again. (The seed's "reset" ended the recovery and let all traffic
-   * through.)
+   * its circuit can be tripped again.
    *
    * @default 3
    */
@@ -89,7 +88,7 @@ export interface RecoveryInit {
 
   /**
    * A recovery still running this many ms after it started has failed (it timed out), even if its
-   * rate already reached the maximum, as in the seed. Infinity disables the limit.
+   * rate already reached the maximum. Infinity disables the limit.
    *
    * @default 300000
    */
@@ -97,15 +96,15 @@ export interface RecoveryInit {
 
   /**
    * A recovery asked to start within this many ms after the previous one ended (completed, failed
-   * or cancelled) is deferred until the cooldown is over, not dropped as in the seed. Until then
-   * the peer is held at the ramp's starting rate, or at 0 if the previous recovery failed.
+   * or cancelled) is deferred until the cooldown is over, not dropped. Until then the peer is held
+   * at the ramp's starting rate, or at 0 if the previous recovery failed.
    *
    * @default 30000
    */
   cooldownPeriod?: number
 }
 
-/** @deprecated the seed's name: use `RecoveryInit` */
+/** @deprecated use `RecoveryInit` */
 export type RecoveryConfig = RecoveryInit
 
 /** A validated config with every default filled in */
@@ -123,7 +122,7 @@ export interface ResolvedRecoveryConfig {
 
 const STRATEGIES: readonly RecoveryStrategy[] = [RecoveryStrategy.LINEAR, RecoveryStrategy.EXPONENTIAL, RecoveryStrategy.STEP]
 
-/** The seed's `DefaultRecoveryConfig()` */
+/** The Go original's `DefaultRecoveryConfig()` */
 export function defaultRecoveryConfig (): ResolvedRecoveryConfig {
   return {
     strategy: DEFAULT_RECOVERY_STRATEGY,

@@ -38,9 +38,8 @@ const MAX_COUNT = 0xFFFF
  *
  * Admission is a deterministic credit accumulator: each request adds the current rate to the
  * peer's credit and is admitted when the credit reaches 1, which then subtracts 1. Over any run of
- * requests at a constant rate r, the admitted count is within one of r times the requests (the
- * seed's `shouldAllowRequest` always returned true). The credit starts at 0, so the first
- * admission comes after about 1/r requests.
+ * requests at a constant rate r, the admitted count is within one of r times the requests. The
+ * credit starts at 0, so the first admission comes after about 1/r requests.
  *
  * No timers: rates, timeouts and deferred starts are computed from the clock when a peer is read or
  * written. A transition found that way (a deferred start beginning, a timeout) fires its event at

@@ -1,24 +1,18 @@
 import { RecoveryStrategy } from '../states.ts'
 
-/**
- * The EXPONENTIAL ramp's lowest starting rate. The seed multiplied `initialRecoveryRate` as given,
- * so an initial rate of 0 stayed 0 forever (seed bug 12); starting from at least 1 % keeps the ramp
- * moving while still letting almost nothing through at first.
- */
+/** The EXPONENTIAL ramp's lowest starting rate: 0 would never grow, and 1 % still admits almost nothing */
 export const MIN_EXPONENTIAL_RATE = 0.01
 
 /**
  * The admitted fraction `intervals` recovery intervals after a recovery started (`intervals` may be
  * fractional). Pure, so it is computed on read: there is no ticker updating stored rates, and a
- * rate depends only on the time since this peer's start (the seed's global ticker had an
- * arbitrary phase).
+ * rate depends only on the time since this peer's start.
  *
  * - LINEAR: `initial + intervals * increment` (fractional intervals: a smooth ramp)
  * - STEP: `initial + floor(intervals) * increment`
  * - EXPONENTIAL: `max(initial, MIN_EXPONENTIAL_RATE) * (1 + increment) ^ floor(intervals)`
  *
- * Every result is capped at `max` (the seed skipped the cap for EXPONENTIAL before the first whole
- * interval) and is never below 0.
+ * Every result is capped at `max` and is never below 0.
  */
 export function recoveryRate (strategy: RecoveryStrategy, initial: number, increment: number, max: number, intervals: number): number {
   const k = intervals > 0 ? intervals : 0

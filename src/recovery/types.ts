@@ -70,7 +70,7 @@ export interface RecoveryManagerOptions {
   /**
    * A peer table shared with the other per-peer components (breaker, health). Without one the
    * manager creates its own, which forgets a finished recovery once idle for twice
-   * `maxRecoveryTime` (the seed's cleanup age); `maxPeers` then applies to it.
+   * `maxRecoveryTime` (the Go original's cleanup age); `maxPeers` then applies to it.
    */
   registry?: PeerTable
 

@@ -52,6 +52,9 @@ const OPTIONS: Array<[path: string, kind: Kind, infinityIsOff?: boolean]> = [
   ['observe.maxInboundStreamsPerPeer', 'integer'],
   ['observe.maxInboundBytesPerSecond', 'number'],
   ['observe.maxInboundBurstBytes', 'number'],
+  ['observe.maxInboundBufferedBytes', 'number'],
+  ['observe.maxWantlistEntries', 'integer'],
+  ['observe.maxWantlistEntriesPerSecond', 'number'],
   ['openStream', 'section'],
   ['openStream.coldDeadline', 'number'],
   ['openStream.coldMultiplier', 'number'],
@@ -128,7 +131,7 @@ const EVERY_OPTION: {
   autoTune: Record<keyof NonNullable<Init['autoTune']>, true>
 } = {
   top: { protocols: true, disconnectOnOpen: true, redialOnHalfOpen: true, observeMessages: true, releaseWaits: true, allowlist: true, responseDeadline: true, rampConcurrency: true, random: true, clock: true, enableAutoRecovery: true, enableHealthBasedTripping: true, enableAutoTuning: true, maxPeers: true, idleTimeout: true, observe: true, openStream: true, circuitBreaker: true, healthMonitor: true, recovery: true, populationGuard: true, autoTune: true },
-  observe: { maxMessageSize: true, minDeadline: true, maxDeadline: true, coldDeadline: true, coldRttMultiplier: true, deadlineMultiplier: true, ewmaAlpha: true, maxWantsPerPeer: true, maxPeers: true, settledRetention: true, maxInboundStreamsPerPeer: true, maxInboundBytesPerSecond: true, maxInboundBurstBytes: true },
+  observe: { maxMessageSize: true, minDeadline: true, maxDeadline: true, coldDeadline: true, coldRttMultiplier: true, deadlineMultiplier: true, ewmaAlpha: true, maxWantsPerPeer: true, maxPeers: true, settledRetention: true, maxInboundStreamsPerPeer: true, maxInboundBytesPerSecond: true, maxInboundBurstBytes: true, maxInboundBufferedBytes: true, maxWantlistEntries: true, maxWantlistEntriesPerSecond: true },
   openStream: { coldDeadline: true, coldMultiplier: true, sampleMultiplier: true, minSamples: true, sampleWindow: true, minDeadline: true, maxDeadline: true, unconnectedFloor: true, firstOpenHold: true, neutralErrors: true, clock: true },
   circuitBreaker: { maxRequests: true, interval: true, timeout: true, readyToTrip: true, isSuccessful: true, onStateChange: true, backoffMultiplier: true, maxTimeout: true, jitter: true, backoffDecay: true, maxHalfOpenDwell: true },
   healthMonitor: { healthyThreshold: true, degradedThreshold: true, maxResponseTime: true, maxConsecutiveErrors: true, minSamples: true, maxAge: true, window: true },

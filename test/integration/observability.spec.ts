@@ -126,7 +126,7 @@ describe('observability and control on real nodes', function () {
       const after = await scrape()
       assert.equal(after.value('rejections_total', { rejection: 'outbound_open' }), refusedBefore + 1)
       for (const value of after.labelValues('rejections_total', 'rejection')) {
-        assert.match(value, /^(inbound|outbound|dial)_(open|half_open|recovery|protocol_error|unrequested|stream_limit|byte_limit)$/)
+        assert.match(value, /^(inbound|outbound|dial)_(open|half_open|recovery|protocol_error|unrequested|stream_limit|byte_limit|wantlist_limit|memory_limit)$/)
       }
 
       // low cardinality: no peer id anywhere in our series, and only the documented labels

@@ -5,12 +5,10 @@ import fc from 'fast-check'
 import { seededRandom } from '../../../src/clock.ts'
 import {
   HISTOGRAM_BUCKETS,
+  LatencyHistogram,
   bucketLower,
   bucketUpper,
-  histogramAdd,
-  histogramBucket,
-  histogramDecay,
-  histogramQuantile
+  histogramBucket
 } from '../../../src/health/latency-histogram.ts'
 import type { RandomSource } from '../../../src/clock.ts'
 
@@ -50,63 +48,72 @@ describe('latency histogram', () => {
     it(`estimates p95 of ${name} within 15 % of the exact p95, and never outside its bucket`, () => {
       for (let seed = 1; seed <= 10; seed++) {
         const random = seededRandom(seed)
-        const counts = new Uint8Array(HISTOGRAM_BUCKETS * 3)
-        const base = HISTOGRAM_BUCKETS // a middle slot: neighbours must stay untouched
+        const histogram = new LatencyHistogram()
         const values: number[] = []
         for (let i = 0; i < 5000; i++) {
           const ms = draw(random)
           values.push(ms)
-          histogramAdd(counts, base, ms)
+          histogram.add(ms)
         }
         const exact = exactQuantile(values, 0.95)
-        const estimate = histogramQuantile(counts, base, 0.95, -1)
+        const estimate = histogram.quantile(0.95, -1)
         assert.ok(Math.abs(estimate / exact - 1) <= 0.15, `seed ${seed}: estimate ${estimate} vs exact ${exact}`)
         assert.ok(estimate / exact <= Math.SQRT2 && exact / estimate <= Math.SQRT2)
-        assert.ok(counts.subarray(0, base).every(c => c === 0))
-        assert.ok(counts.subarray(base + HISTOGRAM_BUCKETS).every(c => c === 0))
       }
     })
   }
 
   it('is not a running maximum: one huge outlier barely moves p95', () => {
-    const counts = new Uint8Array(HISTOGRAM_BUCKETS)
+    const histogram = new LatencyHistogram()
     for (let i = 0; i < 99; i++) {
-      histogramAdd(counts, 0, 100)
+      histogram.add(100)
     }
-    histogramAdd(counts, 0, 30_000)
-    const p95 = histogramQuantile(counts, 0, 0.95, -1)
+    histogram.add(30_000)
+    const p95 = histogram.quantile(0.95, -1)
     assert.ok(p95 >= bucketLower(histogramBucket(100)) && p95 < bucketUpper(histogramBucket(100)), `p95 ${p95}`)
-    assert.ok(histogramQuantile(counts, 0, 1, -1) >= bucketLower(histogramBucket(30_000)))
+    assert.ok(histogram.quantile(1, -1) >= bucketLower(histogramBucket(30_000)))
   })
 
   it('returns the fallback when empty', () => {
-    assert.equal(histogramQuantile(new Uint8Array(HISTOGRAM_BUCKETS), 0, 0.95, 42), 42)
+    assert.equal(new LatencyHistogram().quantile(0.95, 42), 42)
   })
 
   it('halves every counter when one would overflow, keeping the shape', () => {
-    const counts = new Uint8Array(HISTOGRAM_BUCKETS)
-    for (let i = 0; i < 255; i++) {
-      histogramAdd(counts, 0, 10)
+    const histogram = new LatencyHistogram()
+    for (let i = 0; i < 127; i++) {
+      histogram.add(10)
     }
     for (let i = 0; i < 20; i++) {
-      histogramAdd(counts, 0, 1000)
+      histogram.add(1000)
     }
-    assert.equal(counts[histogramBucket(10)], 255)
-    histogramAdd(counts, 0, 10)
-    assert.equal(counts[histogramBucket(10)], 128)
-    assert.equal(counts[histogramBucket(1000)], 10)
+    assert.equal(histogram.count(histogramBucket(10)), 127)
+    histogram.add(10)
+    assert.equal(histogram.count(histogramBucket(10)), 64)
+    assert.equal(histogram.count(histogramBucket(1000)), 10)
   })
 
-  it('decays by halving once per elapsed window and empties after 8', () => {
-    const counts = new Uint8Array(HISTOGRAM_BUCKETS)
-    counts[5] = 200
-    counts[6] = 3
-    histogramDecay(counts, 0, 0)
-    assert.equal(counts[5], 200)
-    histogramDecay(counts, 0, 2)
-    assert.equal(counts[5], 50)
-    assert.equal(counts[6], 0)
-    histogramDecay(counts, 0, 8)
-    assert.equal(counts[5], 0)
+  it('keeps its 32 counters apart though four share a field', () => {
+    const histogram = new LatencyHistogram()
+    for (let bucket = 0; bucket < HISTOGRAM_BUCKETS; bucket++) {
+      for (let i = 0; i < bucket * 4; i++) {
+        histogram.add(bucket === 0 ? 0 : bucketLower(bucket))
+      }
+    }
+    for (let bucket = 0; bucket < HISTOGRAM_BUCKETS; bucket++) {
+      assert.equal(histogram.count(bucket), bucket * 4, `bucket ${bucket}`)
+    }
+  })
+
+  it('decays by halving once per elapsed window and empties after 7', () => {
+    const histogram = new LatencyHistogram()
+    for (let i = 0; i < 100; i++) histogram.add(bucketLower(5))
+    for (let i = 0; i < 3; i++) histogram.add(bucketLower(6))
+    histogram.decay(0)
+    assert.equal(histogram.count(5), 100)
+    histogram.decay(2)
+    assert.equal(histogram.count(5), 25)
+    assert.equal(histogram.count(6), 0)
+    histogram.decay(7)
+    assert.equal(histogram.count(5), 0)
   })
 })

@@ -218,24 +218,56 @@ describe('DeadlineScheduler', () => {
     ), { numRuns: 100 })
   })
 
-  it('a timer that fires late (our event loop was busy) gives pending I/O one turn before judging', () => {
+  it('a timer that fires late (our event loop was blocked) pushes every pending deadline back by the stall', () => {
+    let t = 0
+    const s = new DeadlineScheduler({ clock: { now: () => t } })
+    const fired: Array<[string, number]> = []
+    s.schedule(100, () => { fired.push(['a', t]) })
+    s.schedule(150, () => { fired.push(['b', t]) })
+
+    t = 400 // the process was blocked from t = 0: the timer is 300 ms late when it finally runs
+    clock.tick(100)
+    assert.equal(fired.length, 0, 'not judged on evidence gathered while we were blocked')
+    assert.deepEqual(s.lag, { stalls: 1, stalledMs: 400, maxStallMs: 400, lastLagMs: 300 })
+    assert.equal(s.now(), 0)
+    // each deadline keeps the time it had left: 100 and 150 ms of our event loop running
+    t = 500
+    clock.tick(100)
+    assert.deepEqual(fired, [['a', 500]])
+    t = 550
+    clock.tick(50)
+    assert.deepEqual(fired, [['a', 500], ['b', 550]])
+    assert.equal(clock.countTimers(), 0)
+
+    // a deadline scheduled after the stall is not moved by it
+    s.schedule(600, () => { fired.push(['c', t]) })
+    t = 600
+    clock.tick(50)
+    assert.deepEqual(fired.at(-1), ['c', 600])
+    assert.equal(s.lag.stalls, 1)
+  })
+
+  it('wakes at least every LAG_TICK ms while deadlines are pending, so a stall is measured from a recent wake', () => {
     let t = 0
     const s = new DeadlineScheduler({ clock: { now: () => t } })
     const fired: number[] = []
-    s.schedule(100, () => { fired.push(t) })
-
-    t = 400 // the process was blocked: the timer is 300 ms late when it finally runs
-    clock.tick(100)
-    assert.equal(fired.length, 0, 'not judged in the same turn')
-    assert.equal(clock.countTimers(), 1)
-    clock.tick(1) // a 0 ms timer runs after 1 ms, as in Node
-    assert.deepEqual(fired, [400])
-    assert.equal(clock.countTimers(), 0)
-
-    // an on-time timer fires at once, without the extra turn
-    s.schedule(500, () => { fired.push(t) })
-    t = 500
-    clock.tick(100)
-    assert.deepEqual(fired, [400, 500])
+    s.schedule(1000, () => { fired.push(t) })
+    for (let i = 1; i <= 3; i++) {
+      t = i * 200
+      clock.tick(200)
+    }
+    assert.deepEqual(fired, [])
+    // blocked from 600 to 1400: the deadline at 1000 is moved back by the 800 ms stall
+    t = 1400
+    clock.tick(200)
+    assert.deepEqual(fired, [])
+    assert.equal(s.lag.maxStallMs, 800)
+    t = 1600
+    clock.tick(200)
+    assert.deepEqual(fired, [])
+    t = 1800
+    clock.tick(200)
+    assert.deepEqual(fired, [1800])
+    assert.equal(s.lag.stalls, 1)
   })
 })

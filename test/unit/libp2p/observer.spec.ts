@@ -250,7 +250,7 @@ describe('libp2p/observer', () => {
         assert.equal(observer.inboundStreams(alice), 0)
       })
 
-      it('limits inbound bytes per second per peer: over the budget the stream is aborted; the budget refills', () => {
+      it('limits inbound bytes per second per peer: bytes past the bucket abort the stream and never reach the handler; the budget refills', () => {
         setup({ maxInboundBytesPerSecond: 1000, maxInboundBurstBytes: 1000 })
         const chunk = encodeFrame(presenceMessage([], BlockPresenceType.HaveBlock))
         const big = new Uint8Array(600)
@@ -260,26 +260,26 @@ describe('libp2p/observer', () => {
         first.fake.deliver(chunk)
         first.fake.deliver(Uint8Array.from([0x80, 0x08])) // a 1024-byte frame begins
         first.fake.deliver(big)
-        first.fake.deliver(big.subarray(0, 400)) // budget already spent: 1000 - 3 - 600 - 400 < 0
-        assert.equal(first.received.length, 4)
+        assert.equal(first.received.length, 3)
+        first.fake.deliver(big.subarray(0, 400)) // 1000 - 3 - 600 = 397 left: does not fit
         first.fake.deliver(big.subarray(0, 10))
 
         assert.deepEqual(sink.abuses.map(a => [a.peer, a.reason, a.err?.name]), [[alice.toString(), 'inbound_bytes', 'InboundLimitError']])
         assert.equal(first.fake.status, 'aborted')
-        assert.equal(first.received.length, 4)
+        assert.equal(first.received.length, 3)
         assert.equal(observer.stats.inboundBytesRefused, 1)
 
         // bob has his own budget
         other.fake.deliver(big)
         assert.equal(other.received.length, 1)
 
-        // still in debt a moment later, fine once it has been paid back
+        // what is left still does not fit a moment later, and does once the bucket has refilled
         const second = inbound(alice)
-        second.fake.deliver(chunk)
+        second.fake.deliver(new Uint8Array(398))
         assert.equal(second.fake.status, 'aborted')
         clock.tick(100)
         const third = inbound(alice)
-        third.fake.deliver(chunk)
+        third.fake.deliver(new Uint8Array(398))
         assert.equal(third.fake.status, 'open')
         assert.equal(third.received.length, 1)
       })
