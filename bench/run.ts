@@ -4,6 +4,7 @@
  *   npm run bench                      the full run (about 5 minutes on 2 cores), writes bench/results.json
  *   npm run bench -- --quick           fewer rounds, for trying changes (writes bench/results-quick.json)
  *   npm run bench -- --out bench/results-x.json
+ *   npm run bench -- --only hostile    issue 11's attacks at full size (bench/hostile.ts), printed
  *
  * Micro-benchmarks run first, on a quiet heap; the network scenarios last.
  */
@@ -13,6 +14,7 @@ import { availableParallelism, cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { runBitswap } from './bitswap.ts'
 import { runFaulty } from './faulty.ts'
+import { runHostile } from './hostile.ts'
 import { runMemory } from './memory.ts'
 import { runOverhead } from './overhead.ts'
 import { forgetPeerIds, peerIds } from './peers.ts'
@@ -42,6 +44,12 @@ const round2 = (n: number): number => Math.round(n * 100) / 100
 const started = performance.now()
 const startLoad = loadavg().map(round2)
 log(`started (${quick ? 'quick' : 'full'} run), load average ${startLoad.join(' / ')}`)
+
+if (args.only === 'hostile') {
+  // issue 11's attacks at full size: printed, nothing written
+  process.stdout.write(JSON.stringify(await runHostile(), null, 2) + '\n')
+  process.exit(0)
+}
 
 if (args.only === 'swarm') {
   const swarm = await runSwarm(quick ? { rounds: 1, blocks: 400 } : { rounds: 5, blocks: 400 })
