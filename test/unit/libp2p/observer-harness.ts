@@ -22,6 +22,9 @@ export class RecordingSink implements ObserverSink {
     this.abuses.push({ peer: peer.toString(), reason, err })
   }
 
+  /** Set by a test: whether a peer's circuit is OPEN */
+  blocked?: (peer: PeerId) => boolean
+
   outcomes (): Outcome[] {
     return this.verdicts.map(v => v.outcome)
   }

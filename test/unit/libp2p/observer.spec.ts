@@ -1,6 +1,7 @@
 /// <reference types="node" />
 /// <reference types="mocha" />
 import assert from 'node:assert/strict'
+import { wantlistFloodFrame } from '../../../fixtures/abusers.ts'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { streamPair } from '@libp2p/utils'
@@ -248,6 +249,65 @@ describe('libp2p/observer', () => {
         fake.abort(new Error('reset before middleware'))
         assert.equal(observer.wrapInbound(asStream(fake), alice), asStream(fake))
         assert.equal(observer.inboundStreams(alice), 0)
+      })
+
+      it('refuses a message with more wantlist entries than the budget before anything reads it, and entries faster than the rate', () => {
+        setup({ maxWantlistEntries: 8, maxWantlistEntriesPerSecond: 8 })
+        const big = inbound(alice)
+        big.fake.deliver(wantlistFloodFrame(9))
+        assert.equal(big.received.length, 0)
+        assert.equal(big.fake.status, 'aborted')
+        assert.deepEqual(sink.abuses.map(a => [a.peer, a.reason]), [[alice.toString(), 'wantlist_budget']])
+        // within the message budget, but the peer's entry budget is spent
+        const first = inbound(bob)
+        first.fake.deliver(wantlistFloodFrame(8))
+        assert.equal(first.received.length, 1)
+        first.fake.deliver(wantlistFloodFrame(1))
+        assert.equal(first.fake.status, 'aborted')
+        assert.equal(observer.stats.wantlistRefused, 2)
+        clock.tick(1000)
+        const later = inbound(bob)
+        later.fake.deliver(wantlistFloodFrame(8))
+        assert.equal(later.fake.status, 'open')
+      })
+
+      it('holds partial frames in one budget for all peers: the largest holder loses its partial streams', () => {
+        setup({ maxInboundBufferedBytes: 4000 })
+        const prefix = Uint8Array.from([0x80, 0x40]) // an 8192-byte frame begins
+        const a1 = inbound(alice)
+        const a2 = inbound(alice)
+        const b1 = inbound(bob)
+        a1.fake.deliver(prefix)
+        a1.fake.deliver(new Uint8Array(600))
+        b1.fake.deliver(prefix)
+        b1.fake.deliver(new Uint8Array(300))
+        a2.fake.deliver(prefix)
+        a2.fake.deliver(new Uint8Array(300))
+        assert.equal(observer.stats.bufferedBytes, 1206)
+        // alice passes a quarter of the budget on her own: her partial streams go, bob's stays
+        a2.fake.deliver(new Uint8Array(200))
+        assert.equal(a1.fake.status, 'aborted')
+        assert.equal(a2.fake.status, 'aborted')
+        assert.equal(b1.fake.status, 'open')
+        assert.equal(observer.stats.bufferedBytes, 302)
+        assert.deepEqual(sink.abuses.map(a => [a.peer, a.reason]), [[alice.toString(), 'inbound_memory']])
+        // a stream ending gives its bytes back
+        b1.fake.end()
+        assert.equal(observer.stats.bufferedBytes, 0)
+      })
+
+      it('aborts an admitted stream on its next chunk once its peer is OPEN (blocked)', () => {
+        setup()
+        let open = false
+        sink.blocked = () => open
+        const s = inbound(alice)
+        s.fake.deliver(encodeFrame(wantlistMessage([blocks[0].cid])))
+        assert.equal(s.received.length, 1)
+        open = true
+        s.fake.deliver(encodeFrame(wantlistMessage([blocks[1].cid])))
+        assert.equal(s.received.length, 1)
+        assert.equal(s.fake.status, 'aborted')
+        assert.equal(observer.stats.openRefused, 1)
       })
 
       it('limits inbound bytes per second per peer: bytes past the bucket abort the stream and never reach the handler; the budget refills', () => {
