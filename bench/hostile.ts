@@ -26,8 +26,11 @@ export interface HostileRun {
   attackersOpened: number
   identities: number
   rssGrowthMiB: number
-  /** RSS growth over this run's baseline once the attack is over and a full GC ran: what stayed */
-  rssRetainedMiB: number
+  /**
+   * Heap and array buffers still live once the attack is over and a full GC ran, over the same at
+   * the baseline, MiB (RSS itself rarely shrinks: V8 keeps the pages)
+   */
+  liveRetainedMiB: number
   maxLagMs: number
   /** What the service measured: stalls of our event loop, the longest */
   stalls?: number
@@ -103,6 +106,7 @@ async function runOne (attack: Attack, baselineMs: number): Promise<HostileRun> 
     const opened = attack.plain === true ? new Set<string>() : (scene as Scene).opened
     const target = scene.consumer.libp2p.getMultiaddrs()[0].toString()
     // RSS from here: the nodes are up, the attack and the healthy fetch are what grows it
+    const liveBaseline = live()
     const rss = new RssProbe()
     const lag = new LagProbe()
     let held = 0
@@ -124,7 +128,7 @@ async function runOne (attack: Attack, baselineMs: number): Promise<HostileRun> 
       attackersOpened: [...opened].filter(key => key !== healthyKey).length,
       identities,
       rssGrowthMiB: Math.round(rss.stop() * 10) / 10,
-      rssRetainedMiB: retained(rss.baseline),
+      liveRetainedMiB: Math.round((live() - liveBaseline) * 10) / 10,
       maxLagMs: Math.round(lag.stop()),
       stalls: status?.eventLoop.stalls,
       maxStallMs: status === undefined ? undefined : Math.round(status.eventLoop.maxStallMs),
@@ -155,10 +159,12 @@ export async function runNamed (name: string, baselineMs: number): Promise<Hosti
   return runOne(attack, baselineMs)
 }
 
-function retained (baseline: number): number {
+/** Heap plus array buffers after a full GC, MiB */
+function live (): number {
   globalThis.gc?.()
   globalThis.gc?.()
-  return Math.round((process.memoryUsage.rss() - baseline) / MiB * 10) / 10
+  const { heapUsed, arrayBuffers } = process.memoryUsage()
+  return Math.round((heapUsed + arrayBuffers) / MiB * 10) / 10
 }
 
 export async function runHostile (): Promise<HostileRun[]> {
@@ -172,7 +178,7 @@ export async function runHostile (): Promise<HostileRun[]> {
       run.slowdown = 1
     }
     runs.push(run)
-    log(`hostile: ${attack.name}: ${run.received}/${run.blocks} blocks in ${run.fetchMs} ms (${run.slowdown}x), healthy ever OPEN ${run.healthyEverOpen}, attackers opened ${run.attackersOpened}/${run.identities}, RSS +${run.rssGrowthMiB} MiB peak, +${run.rssRetainedMiB} MiB after GC, held ${run.heldMiB ?? '-'} MiB, lag ${run.maxLagMs} ms`)
+    log(`hostile: ${attack.name}: ${run.received}/${run.blocks} blocks in ${run.fetchMs} ms (${run.slowdown}x), healthy ever OPEN ${run.healthyEverOpen}, attackers opened ${run.attackersOpened}/${run.identities}, RSS +${run.rssGrowthMiB} MiB peak, live +${run.liveRetainedMiB} MiB after GC, held ${run.heldMiB ?? '-'} MiB, lag ${run.maxLagMs} ms`)
   }
   return runs
 }
