@@ -48,6 +48,8 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
   readonly autoTune: AutoTune
   private readonly enableAutoRecovery: boolean
   private readonly enableHealthBasedTripping: boolean
+  /** Outlier detection is off by default: then a settle does not even ask */
+  private readonly outlierDetection: boolean
   private readonly disposables: Disposable[] = []
   private rejectedOpen = 0
   private rejectedHalfOpen = 0
@@ -77,6 +79,7 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
     })
     this.enableAutoRecovery = resolved.enableAutoRecovery
     this.enableHealthBasedTripping = resolved.enableHealthBasedTripping
+    this.outlierDetection = resolved.populationGuard.outlierDetection
 
     // without a user rule, trip sensitivity is auto-tuned per peer (auto-tune.ts); the default rule
     // (as in a config spread from defaultProtectionConfig()) is not a user rule
@@ -227,9 +230,11 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
         this.recoveryManager.record(record, now, outcome === Outcome.SUCCESS)
       }
     }
-    const outliers = this.populationGuard.evaluateOutliers(now)
-    for (let i = 0; i < outliers.length; i++) {
-      this.circuitBreaker.core.trip(outliers[i], now, TransitionReason.OUTLIER)
+    if (this.outlierDetection) {
+      const outliers = this.populationGuard.evaluateOutliers(now)
+      for (let i = 0; i < outliers.length; i++) {
+        this.circuitBreaker.core.trip(outliers[i], now, TransitionReason.OUTLIER)
+      }
     }
   }
 
