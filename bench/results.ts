@@ -7,6 +7,7 @@ import type { FaultyExtra, FaultyResult } from './faulty.ts'
 import type { MemoryExtra } from './memory.ts'
 import type { OverheadExtra, OverheadResult } from './overhead.ts'
 import type { ScaleExtra } from './scale.ts'
+import type { SwarmResult } from './swarm.ts'
 import type { Summary } from './stats.ts'
 import type { TargetCheck } from './targets.ts'
 
@@ -30,6 +31,8 @@ export interface Extras {
   scale?: ScaleExtra
   bitswap?: BitswapExtra
   faulty?: FaultyExtra
+  /** Issue 10: the eight-provider swarm and the five-silent session */
+  swarm?: SwarmResult
   run: {
     startedAt: string
     seconds: number

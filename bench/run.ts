@@ -18,6 +18,7 @@ import { runOverhead } from './overhead.ts'
 import { forgetPeerIds, peerIds } from './peers.ts'
 import { renderTable } from './table.ts'
 import { runScale } from './scale.ts'
+import { runSwarm } from './swarm.ts'
 import { log } from './stats.ts'
 import { checkTargets } from './targets.ts'
 import type { Extras, Results, ResultsFile } from './results.ts'
@@ -25,6 +26,8 @@ import type { Extras, Results, ResultsFile } from './results.ts'
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    // `--only swarm`: just the issue-10 swarm scenario, printed, nothing written
+    only: { type: 'string' },
     out: { type: 'string' }
   }
 })
@@ -40,6 +43,12 @@ const started = performance.now()
 const startLoad = loadavg().map(round2)
 log(`started (${quick ? 'quick' : 'full'} run), load average ${startLoad.join(' / ')}`)
 
+if (args.only === 'swarm') {
+  const swarm = await runSwarm(quick ? { rounds: 1, blocks: 400 } : { rounds: 5, blocks: 400 })
+  process.stdout.write(JSON.stringify(swarm, null, 2) + '\n')
+  process.exit(0)
+}
+
 // made once, before any measurement: real Ed25519 peer ids with their strings cached
 peerIds(100_000)
 log('100 000 peer ids ready')
@@ -50,6 +59,7 @@ const scale = await runScale(plan.scale)
 forgetPeerIds()
 const bitswap = await runBitswap(plan.bitswap)
 const faulty = await runFaulty({ ...plan.faulty, onRun: (what) => { log(`faulty ${what}`) } })
+const swarm = await runSwarm(quick ? { rounds: 1, blocks: 400 } : { rounds: 5, blocks: 400 })
 
 const results: Results = {
   machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), node: process.version },
@@ -59,7 +69,7 @@ const results: Results = {
   bitswap: bitswap.result,
   faulty: faulty.result
 }
-const details = { overhead: overhead.extra, memory: memory.extra, scale: scale.extra, bitswap: bitswap.extra, faulty: faulty.extra }
+const details = { overhead: overhead.extra, memory: memory.extra, scale: scale.extra, bitswap: bitswap.extra, faulty: faulty.extra, swarm }
 const extras: Extras = {
   checks: checkTargets(results, details),
   ...details,

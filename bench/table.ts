@@ -94,6 +94,22 @@ export function renderTable (r: Results, extras: Extras): string {
   }
   blank()
 
+  const sw = extras.swarm
+  if (sw != null) {
+    lines.push(`**6. Eight-provider swarm** (issue 10: 3 healthy, reset, silent, blackholed, 400 ms slow, flapping; ${sw.blocks} × 4 KiB, ms, median (min–max) of ${sw.rounds} runs; × = per-run ratio to the healthy three alone)`)
+    blank()
+    head('setup', 'get', 'session')
+    const c = (key: string): string => sw.ms[key] == null ? '' : `${fmt(sw.ms[key], 0)}${sw.ratio[key] == null ? '' : ` ×${sw.ratio[key].median.toFixed(2)}`}${(sw.lost[key] ?? 0) > 0 ? `, ${sw.lost[key]} lost` : ''}`
+    row('healthy three alone', c('healthy/get'), c('healthy/session'))
+    row('swarm, service off', c('swarm-off/get'), c('swarm-off/session'))
+    row('swarm, service on', c('swarm-on/get'), c('swarm-on/session'))
+    row('healthy three + one blackholed, service on', c('blackhole-on/get'), c('blackhole-on/session'))
+    row('first five session providers silent (20 blocks), service on', '', c('silent5-on/session'))
+    blank()
+    lines.push(`A blackholed peer adds ${sw.blackholeAddsMs.get} ms to a get and ${sw.blackholeAddsMs.session} ms to a session (medians).`)
+    blank()
+  }
+
   lines.push('**Targets**')
   blank()
   head('target', 'measured', 'limit', '')

@@ -119,6 +119,9 @@ export const DEFAULT_OPEN_MAX_DEADLINE = 2_000
 /** An unconnected peer is dialled first: at least this long, ms (one dial through TCP, noise and yamux) */
 export const DEFAULT_OPEN_UNCONNECTED_FLOOR = 2_000
 
+/** An unproven peer holds its first caller at most this long, ms (issue 10: a wantlist round waits for every peer's send) */
+export const DEFAULT_OPEN_FIRST_HOLD = 100
+
 /** setTimeout's limit, ms: every duration the service arms a timer for stays below it */
 const MAX_TIMER = 2 ** 31 - 1
 
@@ -131,6 +134,7 @@ export interface ResolvedOpenStreamConfig {
   minDeadline: number
   maxDeadline: number
   unconnectedFloor: number
+  firstOpenHold: number
   neutralErrors?: string[]
 }
 
@@ -229,7 +233,8 @@ export function resolveOpenStreamConfig (init: BitswapCircuitBreakerInit['openSt
     sampleWindow: optionalNumber(at('sampleWindow'), o.sampleWindow, Math.max(DEFAULT_OPEN_SAMPLE_WINDOW, minSamples), { min: minSamples, max: 1024, integer: true }),
     minDeadline,
     maxDeadline: optionalNumber(at('maxDeadline'), o.maxDeadline, Math.max(DEFAULT_OPEN_MAX_DEADLINE, minDeadline), { min: minDeadline, max: MAX_TIMER }),
-    unconnectedFloor: optionalNumber(at('unconnectedFloor'), o.unconnectedFloor, DEFAULT_OPEN_UNCONNECTED_FLOOR, { min: 0, max: MAX_TIMER })
+    unconnectedFloor: optionalNumber(at('unconnectedFloor'), o.unconnectedFloor, DEFAULT_OPEN_UNCONNECTED_FLOOR, { min: 0, max: MAX_TIMER }),
+    firstOpenHold: optionalNumber(at('firstOpenHold'), o.firstOpenHold, DEFAULT_OPEN_FIRST_HOLD, { min: 0, max: MAX_TIMER })
   }
   if (o.neutralErrors !== undefined) {
     resolved.neutralErrors = optionalStrings(at('neutralErrors'), o.neutralErrors, [], { each: 'an error name' })

@@ -5,7 +5,8 @@ import { Outcome } from '../states.ts'
 import { DEFAULT_BITSWAP_PROTOCOLS, DEFAULT_NEUTRAL_OPEN_ERRORS, resolveOpenStreamConfig } from './config.ts'
 import { DeadlineScheduler } from './deadline-scheduler.ts'
 import { OpenDeadlines } from './open-deadline.ts'
-import { ABORTED, expireOpen, PeerOpens, PENDING, PendingOpen, SETTLED } from './pending-open.ts'
+import { ABORTED, deferOpen, expireOpen, PeerOpens, PENDING, PendingOpen, SETTLED } from './pending-open.ts'
+import { DeferredStream } from './deferred-stream.ts'
 import { patchMethod } from './patch.ts'
 import type { Permit } from '../breaker/permit.ts'
 import type { MethodPatch } from './patch.ts'
@@ -47,6 +48,7 @@ type OpenStreamOptions = OpenConnectionOptions & NewStreamOptions
 type OpenStreamFn = ConnectionManager['openStream']
 
 const CODE_P2P = 421
+
 export class OpenStreamGuard<T = Permit> {
   private readonly components: OpenStreamGuardComponents
   private readonly gate: OpenStreamGate<T>
@@ -57,6 +59,7 @@ export class OpenStreamGuard<T = Permit> {
   private readonly scheduler: DeadlineScheduler
   private readonly ownsScheduler: boolean
   private readonly deadlines: OpenDeadlines
+  private readonly firstOpenHold: number
   private readonly peers = new Map<string, PeerOpens>()
   /** Connections whose identify time was taken (identify push dispatches `peer:identify` again) */
   private measured = new WeakSet<Connection>()
@@ -76,11 +79,15 @@ export class OpenStreamGuard<T = Permit> {
     const config = resolveOpenStreamConfig(init)
     this.neutral = new Set(config.neutralErrors ?? DEFAULT_NEUTRAL_OPEN_ERRORS)
     this.deadlines = new OpenDeadlines(config)
+    this.firstOpenHold = config.firstOpenHold
     this.ownsScheduler = init.scheduler == null
     this.scheduler = init.scheduler ?? new DeadlineScheduler({ clock: init.clock })
     // deadlines are absolute times in the scheduler's time base
     this.clock = this.scheduler.clock
-    this.settler = { abortOpen: (open, reason, outcome) => this.abortOpen(open, reason, outcome) }
+    this.settler = {
+      abortOpen: (open, reason, outcome) => this.abortOpen(open, reason, outcome),
+      defer: (open) => { this.defer(open) }
+    }
   }
 
   /** Wraps `connectionManager.openStream` (as an own property) and starts listening for identify */
@@ -213,6 +220,7 @@ export class OpenStreamGuard<T = Permit> {
       this.peers.set(key, state)
     }
     const open = new PendingOpen(this.settler, peer, key, state, token, start, deadline, connected, callerSignal)
+    open.protocol = typeof protocols === 'string' ? protocols : protocols[0] ?? ''
     state.inFlight.push(open.node)
 
     const promise = new Promise<Stream>((resolve, reject) => {
@@ -223,6 +231,14 @@ export class OpenStreamGuard<T = Permit> {
     // session signal would tie our signal to it for the session's lifetime
     callerSignal?.addEventListener('abort', open)
     open.handle = this.scheduler.schedule(start + deadline, expireOpen, open)
+    // an unproven peer holds its first caller (a whole wantlist round) at most firstOpenHold ms
+    // per connection, and no later caller at all, while the real open keeps its deadline
+    const unproven = connected && state.count === 0 && this.firstOpenHold < deadline
+    const holdNone = unproven && state.held
+    if (unproven && !state.held) {
+      state.held = true
+      open.holdHandle = this.scheduler.schedule(start + this.firstOpenHold, deferOpen, open)
+    }
 
     let inner: Promise<Stream>
     try {
@@ -234,7 +250,31 @@ export class OpenStreamGuard<T = Permit> {
     // Settled by whichever comes first: the inner open, or our abort (which rejects the caller
     // even if the inner open ignores the signal; measured, mss.select honours it within ~10 ms)
     inner.then((stream) => { this.onInnerStream(open, stream) }, (err) => { this.onInnerError(open, err) })
+    if (holdNone) {
+      this.defer(open)
+    }
     return promise
+  }
+
+  private deferredIds = 0
+
+  /** The caller gets a DeferredStream now; it is attached to the real one when the open completes */
+  private defer (open: PendingOpen): void {
+    if (open.state !== PENDING || open.deferred !== undefined) {
+      return
+    }
+    const deferred = new DeferredStream(`deferred-${++this.deferredIds}`, open.protocol, this.log, this.clock.now(), (err) => {
+      this.abortOpen(open, err, Outcome.NEUTRAL)
+    })
+    open.deferred = deferred
+    let handed: Stream = deferred
+    try {
+      handed = this.gate.deferred?.(open.token as T, open.peer, deferred) ?? deferred
+    } catch (err) {
+      this.log.error('gate.deferred threw - %e', err)
+    }
+    this.log.trace('open to %p not done in %d ms: its caller goes on with a deferred stream', open.peer, this.clock.now() - open.start)
+    open.resolve(handed)
   }
 
   private onInnerStream (open: PendingOpen, stream: Stream): void {
@@ -259,7 +299,11 @@ export class OpenStreamGuard<T = Permit> {
     } catch (err) {
       this.log.error('gate.opened threw - %e', err)
     }
-    open.resolve(stream)
+    if (open.deferred !== undefined) {
+      open.deferred.attach(stream)
+    } else {
+      open.resolve(stream)
+    }
   }
 
   private onInnerError (open: PendingOpen, err: unknown): void {
@@ -272,6 +316,7 @@ export class OpenStreamGuard<T = Permit> {
     const openMs = this.clock.now() - open.start
     this.release(open)
     this.report(open, this.neutral.has(error.name) ? Outcome.NEUTRAL : Outcome.FAILURE, openMs, error)
+    open.deferred?.fail(error)
     open.reject(error)
   }
 
@@ -289,6 +334,7 @@ export class OpenStreamGuard<T = Permit> {
     // the inner open rejects with `reason` and libp2p aborts the half-negotiated stream
     open.controller.abort(reason)
     this.report(open, outcome, openMs, reason)
+    open.deferred?.fail(reason)
     open.reject(reason)
     return true
   }
@@ -316,6 +362,10 @@ export class OpenStreamGuard<T = Permit> {
     if (open.handle !== 0) {
       this.scheduler.cancel(open.handle)
       open.handle = 0
+    }
+    if (open.holdHandle !== 0) {
+      this.scheduler.cancel(open.holdHandle)
+      open.holdHandle = 0
     }
     open.callerSignal?.removeEventListener('abort', open)
     const state = open.peerState
@@ -368,5 +418,6 @@ export class OpenStreamGuard<T = Permit> {
     // opens still in flight keep the entry; it goes when they settle
     state.forget()
     state.detached = true
+    state.held = false
   }
 }

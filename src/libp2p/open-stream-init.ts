@@ -16,6 +16,8 @@ export interface OpenStreamGate<T = Permit> {
   opened(token: T, peer: PeerId, stream: Stream, openMs: number): void
   /** The open failed or was aborted */
   failed(token: T, peer: PeerId, outcome: Outcome, openMs: number, err: Error): void
+  /** An unproven peer's caller gets `stream` (a DeferredStream) now; returns what to hand it */
+  deferred?(token: T, peer: PeerId, stream: Stream): Stream
 }
 
 export interface OpenStreamGuardComponents {
@@ -92,6 +94,17 @@ export interface OpenStreamGuardInit {
    * @default 2000
    */
   unconnectedFloor?: number
+
+  /**
+   * How long (ms) the caller of an unproven peer's first open waits (connected, no Bitswap open
+   * completed on that connection yet). Past it, the caller goes on with a stream that delivers its
+   * bytes once the real open completes, and later callers do not wait at all; the real open keeps
+   * its deadline. Helia's wantlist rounds await every peer's send, so this is what a blackholed
+   * peer can cost a round, once per connection. A value at or above the open deadline turns it off.
+   *
+   * @default 100
+   */
+  firstOpenHold?: number
 
   /**
    * Names of inner-open errors that are reported as NEUTRAL rather than FAILURE

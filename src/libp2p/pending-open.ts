@@ -3,6 +3,7 @@ import { OpenStreamDeadlineError } from '../errors.ts'
 import { Outcome } from '../states.ts'
 import { LinkedList, ListNode } from '../util/linked-list.ts'
 import { OpenTiming } from './open-deadline.ts'
+import type { DeferredStream } from './deferred-stream.ts'
 import type { PeerId, Stream } from '@libp2p/interface'
 
 export const PENDING = 0
@@ -15,11 +16,15 @@ export class PeerOpens extends OpenTiming {
   readonly inFlight = new LinkedList<PendingOpen>()
   /** The peer disconnected while opens were in flight: forget it once they settle */
   detached = false
+  /** An unproven open on this connection already held its caller: no caller waits for it again */
+  held = false
 }
 
 /** Who ends an open early: the guard */
 export interface OpenSettler {
   abortOpen(open: PendingOpen, reason: Error, outcome: Outcome): boolean
+  /** Hands the caller a DeferredStream while the real open goes on */
+  defer(open: PendingOpen): void
 }
 
 /** One guarded open. It is also the listener on the caller's signal (no closure per open). */
@@ -29,6 +34,12 @@ export class PendingOpen {
   state = PENDING
   /** Its deadline's scheduler handle (0: none) */
   handle = 0
+  /** The scheduler handle of the end of its caller's hold (0: none) */
+  holdHandle = 0
+  /** The protocol the caller asked for (the first, for a list) */
+  protocol = ''
+  /** What the caller got while the open goes on (an unproven peer past its hold) */
+  deferred: DeferredStream | undefined
   reason: Error | undefined
   resolve!: (stream: Stream) => void
   reject!: (err: Error) => void
@@ -50,6 +61,12 @@ export class PendingOpen {
     const reason = this.callerSignal?.reason
     this.settler.abortOpen(this, reason instanceof Error ? reason : new AbortError(), Outcome.NEUTRAL)
   }
+}
+
+/** Scheduler callback: an unproven peer's open is still not done when its caller's hold ends */
+export function deferOpen (open: PendingOpen): void {
+  open.holdHandle = 0
+  open.settler.defer(open)
 }
 
 /** Scheduler callback (no closure per open): the open missed its deadline */

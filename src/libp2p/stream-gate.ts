@@ -174,6 +174,11 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
     }
   }
 
+  /** An unproven peer's caller goes on with a deferred stream: its wants are recorded (and released if the open fails) */
+  deferred (_permit: Permit, peer: PeerId, stream: Stream): Stream {
+    return this.observer?.wrapOutbound(stream, peer) ?? stream
+  }
+
   failed (permit: Permit, peer: PeerId, outcome: Outcome, openMs: number, err: Error): void {
     if (!permit.tracked) {
       return

@@ -285,17 +285,10 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
     return this.circuitBreaker.tripPeer(peer, reason)
   }
 
-  /**
-   * Trips a peer that abused us (a flood, a memory or wantlist budget broken) whatever the
-   * population guard says: its cap keeps useful peers from being opened all at once, and local
-   * suspicion protects peers from our own outage; neither is in doubt when a peer floods us.
-   */
+  /** Trips a peer that flooded us whatever the population guard says: no detector is in doubt */
   punish (peer: PeerLike): boolean {
-    if (this.closed) {
-      return false
-    }
     const now = this.clock.now()
-    const record = this.registry.get(peer, now)
+    const record = this.closed ? undefined : this.registry.get(peer, now)
     if (record === undefined) {
       return false
     }

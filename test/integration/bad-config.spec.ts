@@ -64,6 +64,7 @@ const OPTIONS: Array<[path: string, kind: Kind, infinityIsOff?: boolean]> = [
   ['openStream.minDeadline', 'number'],
   ['openStream.maxDeadline', 'number'],
   ['openStream.unconnectedFloor', 'number'],
+  ['openStream.firstOpenHold', 'number'],
   ['openStream.neutralErrors', 'list'],
   ['openStream.clock', 'section'],
   ['circuitBreaker', 'section'],
@@ -131,7 +132,7 @@ const EVERY_OPTION: {
 } = {
   top: { protocols: true, disconnectOnOpen: true, redialOnHalfOpen: true, observeMessages: true, releaseWaits: true, allowlist: true, responseDeadline: true, rampConcurrency: true, random: true, clock: true, enableAutoRecovery: true, enableHealthBasedTripping: true, enableAutoTuning: true, maxPeers: true, idleTimeout: true, observe: true, openStream: true, circuitBreaker: true, healthMonitor: true, recovery: true, populationGuard: true, autoTune: true },
   observe: { maxMessageSize: true, minDeadline: true, maxDeadline: true, coldDeadline: true, coldRttMultiplier: true, deadlineMultiplier: true, ewmaAlpha: true, maxWantsPerPeer: true, maxPeers: true, settledRetention: true, maxInboundStreamsPerPeer: true, maxInboundBytesPerSecond: true, maxInboundBurstBytes: true, maxInboundBufferedBytes: true, maxWantlistEntries: true, maxWantlistEntriesPerSecond: true },
-  openStream: { coldDeadline: true, coldMultiplier: true, sampleMultiplier: true, minSamples: true, sampleWindow: true, minDeadline: true, maxDeadline: true, unconnectedFloor: true, neutralErrors: true, clock: true },
+  openStream: { coldDeadline: true, coldMultiplier: true, sampleMultiplier: true, minSamples: true, sampleWindow: true, minDeadline: true, maxDeadline: true, unconnectedFloor: true, firstOpenHold: true, neutralErrors: true, clock: true },
   circuitBreaker: { maxRequests: true, interval: true, timeout: true, readyToTrip: true, isSuccessful: true, onStateChange: true, backoffMultiplier: true, maxTimeout: true, jitter: true, backoffDecay: true, maxHalfOpenDwell: true },
   healthMonitor: { healthyThreshold: true, degradedThreshold: true, maxResponseTime: true, maxConsecutiveErrors: true, minSamples: true, maxAge: true, window: true },
   recovery: { strategy: true, initialRecoveryRate: true, maxRecoveryRate: true, recoveryInterval: true, recoveryIncrement: true, successThreshold: true, failureThreshold: true, maxRecoveryTime: true, cooldownPeriod: true },

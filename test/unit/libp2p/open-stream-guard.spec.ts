@@ -121,12 +121,13 @@ describe('OpenStreamGuard', () => {
     [peer, other] = await Promise.all([newPeer(), newPeer()])
   })
 
+  /** The first-open hold is off unless a spec asks for it: the others are about deadlines */
   function makeGuard (init: OpenStreamGuardInit = {}): OpenStreamGuard<number> {
     guard = new OpenStreamGuard({
       connectionManager: cm as unknown as ConnectionManager,
       events,
       logger: defaultLogger()
-    }, gate, init)
+    }, gate, { firstOpenHold: 60_000, ...init })
     guard.start()
     return guard
   }
@@ -483,6 +484,86 @@ describe('OpenStreamGuard', () => {
     })
   })
 
+  describe('first-open hold (an unproven peer may hold a wantlist round once, 100 ms)', () => {
+    /** A real-enough stream for replay: records what it is asked to do, in order */
+    function recordingStream (): Stream & { ops: string[] } {
+      const ops: string[] = []
+      const target = new EventTarget()
+      return Object.assign(target, {
+        ops,
+        status: 'open',
+        closeRead: async () => { ops.push('closeRead') },
+        send: (data: Uint8Array) => { ops.push(`send ${data[0]}`); return true },
+        close: async () => { ops.push('close') },
+        abort: (err: Error) => { ops.push(`abort ${err.name}`) }
+      }) as unknown as Stream & { ops: string[] }
+    }
+
+    it('the caller of a connected peer\'s first open gets a stream at 100 ms; what it did reaches the real stream once it opens', async () => {
+      cm.connect(peer)
+      makeGuard({ firstOpenHold: undefined })
+      const got: { stream?: Stream } = {}
+      void open(peer).then(s => { got.stream = s })
+      await clock.tickAsync(99)
+      assert.equal(got.stream, undefined)
+      await clock.tickAsync(1)
+      const handed = got.stream as Stream | undefined as Stream
+      assert.ok(handed != null, 'handed a stream at 100 ms')
+      assert.equal(gate.openedCalls.length, 0)
+      await handed.closeRead()
+      assert.equal(handed.send(Uint8Array.of(1)), true)
+      handed.send(Uint8Array.of(2))
+      await handed.close()
+      const real = recordingStream()
+      cm.calls[0].resolve(real)
+      await clock.tickAsync(0)
+      assert.deepEqual(real.ops, ['closeRead', 'send 1', 'send 2', 'close'])
+      assert.equal(gate.openedCalls.length, 1, 'the real open is reported as usual')
+      assert.equal(gate.openedCalls[0].stream, real)
+    })
+
+    it('later opens to the still unproven peer do not wait at all; one that completes first is handed as it is', async () => {
+      cm.connect(peer)
+      makeGuard({ firstOpenHold: undefined })
+      void open(peer)
+      await clock.tickAsync(100)
+      let second: Stream | undefined
+      void open(peer).then(s => { second = s })
+      await clock.tickAsync(0)
+      assert.ok(second != null, 'no hold the second time')
+      assert.equal(cm.calls.length, 2)
+    })
+
+    it('a deferred open that misses its deadline ends its stream with OpenStreamDeadlineError, reported as a FAILURE', async () => {
+      cm.connect(peer)
+      makeGuard({ firstOpenHold: undefined })
+      const handed = await Promise.all([open(peer), clock.tickAsync(100)]).then(([s]) => s)
+      const closed = new Promise<Event>(resolve => { handed.addEventListener('close', resolve, { once: true }) })
+      handed.send(Uint8Array.of(1))
+      await clock.tickAsync(900)
+      const evt = await closed as unknown as { error?: Error }
+      assert.ok(evt.error instanceof OpenStreamDeadlineError)
+      assert.deepEqual(gate.failedCalls.map(c => c.outcome), [Outcome.FAILURE])
+      assert.throws(() => handed.send(Uint8Array.of(2)), { name: 'StreamStateError' })
+    })
+
+    it('a peer with a completed open is never deferred; nor is one that must be dialled first', async () => {
+      cm.connect(peer)
+      makeGuard({ firstOpenHold: undefined })
+      const first = open(peer)
+      cm.calls[0].resolve(fakeStream())
+      await first
+      let second: Stream | undefined
+      void open(peer).then(s => { second = s })
+      await clock.tickAsync(150)
+      assert.equal(second, undefined, 'a proven peer holds its caller until the open completes')
+      let unconnected: Stream | undefined
+      void open(other).then(s => { unconnected = s })
+      await clock.tickAsync(150)
+      assert.equal(unconnected, undefined)
+    })
+  })
+
   describe('cancelPeer', () => {
     it('aborts every in-flight open to the peer with the reason, NEUTRAL, and only that peer', async () => {
       cm.connect(peer)
@@ -680,7 +761,7 @@ describe('OpenStreamGuard', () => {
     }
 
     it('guards dialProtocol: identify sets the cold deadline, a real open is reported as opened', async () => {
-      realGuard = new OpenStreamGuard(components, gate, { coldDeadline: 1999 })
+      realGuard = new OpenStreamGuard(components, gate, { coldDeadline: 1999, firstOpenHold: 60_000 })
       realGuard.start()
       await connectAndIdentify()
       // 4 × (identify finished − connection open), clamped: not the cold default
@@ -723,7 +804,7 @@ describe('OpenStreamGuard', () => {
       }
       cm.openStream = slow
       // the peer was identified before the guard started: the connection's rtt or the cold default applies
-      realGuard = new OpenStreamGuard(components, gate, { coldDeadline: 300, maxDeadline: 300 })
+      realGuard = new OpenStreamGuard(components, gate, { coldDeadline: 300, maxDeadline: 300, firstOpenHold: 60_000 })
       realGuard.start()
 
       const started = Date.now()
