@@ -35,16 +35,3 @@ export const Outcome = {
   NEUTRAL: 2
 } as const
 export type Outcome = typeof Outcome[keyof typeof Outcome]
-
-/** Numeric circuit states (hot paths compare small integers) */
-export const STATE_CLOSED = 0
-export const STATE_OPEN = 1
-export const STATE_HALF_OPEN = 2
-export const CIRCUIT_STATE_NAMES: readonly CircuitState[] = [CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN]
-
-/** Admission results below zero: why a request was refused. Tokens (admitted) are > 0. */
-export const REJECT_OPEN = -1
-export const REJECT_HALF_OPEN_FULL = -2
-export const REJECT_RECOVERY = -3
-/** Admitted but not tracked (the registry is full of peers that may not be evicted): fail open */
-export const UNTRACKED = 0

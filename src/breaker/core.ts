@@ -2,6 +2,7 @@ import { defaultRandom, systemClock } from '../clock.ts'
 import { closedState } from '../peers/peer-record.ts'
 import { CircuitState, Outcome } from '../states.ts'
 import { decayedLevel, maxBackoffLevel, openDuration } from './backoff.ts'
+import { countsOf, resetCounts } from './counts.ts'
 import { Permit, REJECTED_HALF_OPEN_FULL, REJECTED_OPEN } from './permit.ts'
 import { TransitionQueue, TransitionReason, readyToTripPolicy } from './transition.ts'
 import type { Counts, ResolvedCircuitBreakerConfig } from './config.ts'
@@ -13,6 +14,7 @@ import type { BreakerState, PeerRecord } from '../peers/peer-record.ts'
 import type { RecordKeeper } from '../peers/peer-table.ts'
 
 export { TransitionReason, readyToTripPolicy } from './transition.ts'
+export { copyCounts } from './counts.ts'
 export type { TransitionListener, TripPolicy } from './transition.ts'
 
 export interface BreakerCoreInit {
@@ -426,33 +428,4 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
     const name = this.config.onStateChange !== undefined && this.nameOf !== undefined ? this.nameOf(record) : ''
     this.transitions.push(record, from, to, reason, now, cause, name)
   }
-}
-
-/** The counts alone, as a new object (the state's other fields left out) */
-export function copyCounts (c: Counts): Counts {
-  return {
-    requests: c.requests,
-    totalSuccesses: c.totalSuccesses,
-    totalFailures: c.totalFailures,
-    consecutiveSuccesses: c.consecutiveSuccesses,
-    consecutiveFailures: c.consecutiveFailures
-  }
-}
-
-function resetCounts (c: Counts): void {
-  c.requests = 0
-  c.totalSuccesses = 0
-  c.totalFailures = 0
-  c.consecutiveSuccesses = 0
-  c.consecutiveFailures = 0
-}
-
-/** A copy of a state's counts (HALF_OPEN: every admitted probe so far; a failure would have reopened it) */
-function countsOf (state: BreakerState): Counts {
-  if (state.kind === 'closed') {
-    return copyCounts(state)
-  }
-  const successes = state.kind === 'half-open' ? state.successes : 0
-  const requests = state.kind === 'half-open' ? state.inFlight + successes : 0
-  return { requests, totalSuccesses: successes, totalFailures: 0, consecutiveSuccesses: successes, consecutiveFailures: 0 }
 }

@@ -17,7 +17,11 @@ export interface PermitOwner {
  * lets the request through.
  */
 export class Permit {
-  readonly admitted = true
+  /** On the prototype, not a field: a permit is made per request */
+  get admitted (): true {
+    return true
+  }
+
   /** The epoch of the record when the permit was given */
   readonly epoch: number
   /** When it was given (clock ms): without a `now`, a settle happened `latencyMs` after this */
@@ -57,7 +61,10 @@ export const UNTRACKED_PERMIT: Permit = new Permit(undefined, undefined, 0, 0)
 
 /** A refused request. `error` is a new error at each read, to throw. */
 export class Rejection {
-  readonly admitted = false
+  get admitted (): false {
+    return false
+  }
+
   readonly reason: RejectionReason
 
   constructor (reason: RejectionReason) {

@@ -1,3 +1,4 @@
+import { copyCounts } from './counts.ts'
 import type { Counts } from './config.ts'
 import type { Disposable } from '../event.ts'
 import type { PeerRecord } from '../peers/peer-record.ts'
@@ -51,15 +52,7 @@ export interface TripPolicy {
 
 /** A policy from the user's `readyToTrip(counts)`, which gets a copy of the counts */
 export function readyToTripPolicy (readyToTrip: (counts: Counts) => boolean): TripPolicy {
-  return {
-    shouldTrip: (c) => Boolean(readyToTrip({
-      requests: c.requests,
-      totalSuccesses: c.totalSuccesses,
-      totalFailures: c.totalFailures,
-      consecutiveSuccesses: c.consecutiveSuccesses,
-      consecutiveFailures: c.consecutiveFailures
-    }))
-  }
+  return { shouldTrip: (counts) => Boolean(readyToTrip(copyCounts(counts))) }
 }
 
 interface PendingTransition {

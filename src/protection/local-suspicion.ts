@@ -49,6 +49,16 @@ export class FailingList {
     record.failing?.unlink()
   }
 
+  /** When the `n`-th newest failure happened, or undefined when fewer than that many are listed */
+  newest (n: number): number | undefined {
+    let node = this.list.tail as FailingNode | null
+    while (n > 1 && node !== null) {
+      node = node.prev as FailingNode | null
+      n--
+    }
+    return node === null || n < 1 ? undefined : node.at
+  }
+
   /**
    * When the `steps`-th oldest failure expires (`window` after it), or undefined when fewer than
    * that many are listed

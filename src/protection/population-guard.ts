@@ -39,6 +39,11 @@ export interface PopulationGuardOptions {
 // `PeerRecord.guardFlags` bits
 const OPEN = 1
 const FAILING = 2
+/** Did useful work for us (an answered want, a completed exchange): only these peers are counted */
+const USEFUL = 4
+const OPEN_USEFUL = OPEN | USEFUL
+const FAILING_USEFUL = FAILING | USEFUL
+const ALL = OPEN | FAILING | USEFUL
 
 const NO_RECORDS: readonly PeerRecord[] = Object.freeze([])
 
@@ -73,10 +78,15 @@ export class PopulationGuard implements RecordKeeper {
   private readonly outlierInterval: number
   private readonly failing = new FailingList()
 
+  /** Useful peers OPEN or HALF_OPEN, failing, and both: never-useful peers count nowhere */
   private openCount = 0
   private failingCount = 0
   /** Records both OPEN and FAILING, so "open or failing" is a subtraction away */
   private bothCount = 0
+  /** Peers that did useful work for us: the population the cap and suspicion shares are of */
+  private usefulCount = 0
+  /** The last success of a useful peer: while established peers answer, our network is fine */
+  private lastGoodAt = -Infinity
   private isSuspected = false
   private evaluatedEpoch = -Infinity
 
@@ -95,7 +105,7 @@ export class PopulationGuard implements RecordKeeper {
 
   /** The tracked peers (OPEN ones included: their state must survive, so they stay tracked) */
   get population (): number {
-    return this.registry.size
+    return this.usefulCount
   }
 
   /** Circuits OPEN or HALF_OPEN now, as last reported by the core */
@@ -105,7 +115,7 @@ export class PopulationGuard implements RecordKeeper {
 
   /** The cap at the current population (see `maxOpenPeers`) */
   get maxOpen (): number {
-    return maxOpenPeers(this.registry.size, this.config.maxOpenShare)
+    return maxOpenPeers(this.usefulCount, this.config.maxOpenShare)
   }
 
   /** Whether our own network is suspected now */
@@ -152,7 +162,7 @@ export class PopulationGuard implements RecordKeeper {
     if (!this.isSuspected) {
       return Infinity
     }
-    const need = localSuspicionThreshold(this.registry.size, this.config.localFailureShare, this.config.minPeersForLocalSuspicion)
+    const need = localSuspicionThreshold(this.usefulCount, this.config.localFailureShare, this.config.minPeersForLocalSuspicion)
     // this many expiries take the count below `need`; a larger population may already have cleared it
     return this.failing.expiryOf(this.failingCount - need + 1, this.window) ?? this.clock.now()
   }
@@ -177,11 +187,16 @@ export class PopulationGuard implements RecordKeeper {
 
   /** Whether the peer's circuit may trip at `now`, without counting it */
   tripAllowed (record: PeerRecord | undefined, now: number): boolean {
+    if (record !== undefined && (record.guardFlags & USEFUL) === 0) {
+      // a peer that never did anything for us holds no share of the cap and is no sign of our
+      // network failing: it can always be opened (Sybils can neither veto a trip nor hold a slot)
+      return true
+    }
     this.refresh(now)
     if (this.isSuspected) {
       return false
     }
-    return underOpenCap(this.openCount, this.isOpen(record), this.registry.size, this.config.maxOpenShare)
+    return underOpenCap(this.openCount, this.isOpen(record), this.usefulCount, this.config.maxOpenShare)
   }
 
   /**
@@ -193,7 +208,17 @@ export class PopulationGuard implements RecordKeeper {
     if (outcome === Outcome.NEUTRAL || !record.live) {
       return
     }
+    if (outcome === Outcome.SUCCESS) {
+      this.markUseful(record, now)
+    }
     const flags = record.guardFlags
+    if ((flags & USEFUL) === 0) {
+      // never useful: its failures say nothing about our network (a fresh Sybil's garbage)
+      if (this.outliers) {
+        countOutlierOutcome(record, false, Math.floor(now / this.outlierInterval))
+      }
+      return
+    }
     if (outcome === Outcome.SUCCESS && this.failing.empty && !this.isSuspected && !this.outliers && (flags & FAILING) === 0) {
       // the hot path: nobody is failing and this success changes nothing
       return
@@ -250,12 +275,26 @@ export class PopulationGuard implements RecordKeeper {
     if (this.isSuspected) {
       return NO_RECORDS
     }
-    const room = maxOpenPeers(this.registry.size, this.config.maxOpenShare) - this.openCount
+    const room = maxOpenPeers(this.usefulCount, this.config.maxOpenShare) - this.openCount
     if (room <= 0) {
       return NO_RECORDS
     }
     const rule = { minVolume: this.config.outlierMinVolume, minPeers: this.config.outlierMinPeers, stdevFactor: this.config.outlierStdevFactor }
     return findOutliers(this.registry, epoch, rule, room, (record) => this.isOpen(record))
+  }
+
+  /**
+   * The peer did useful work for us (an answered want, a completed exchange) at `now`: from now on
+   * it is counted, and its success says our network works
+   */
+  markUseful (record: PeerRecord, now: number): void {
+    record.markUseful(now)
+    if (now > this.lastGoodAt) {
+      this.lastGoodAt = now
+    }
+    if ((record.guardFlags & USEFUL) === 0 && record.live) {
+      this.setFlags(record, record.guardFlags | USEFUL)
+    }
   }
 
   /** Drops every listener */
@@ -297,7 +336,7 @@ export class PopulationGuard implements RecordKeeper {
     let clearedFailing = 0
     let need = 0
     if (this.isSuspected) {
-      need = localSuspicionThreshold(this.registry.size, this.config.localFailureShare, this.config.minPeersForLocalSuspicion)
+      need = localSuspicionThreshold(this.usefulCount, this.config.localFailureShare, this.config.minPeersForLocalSuspicion)
     }
     let record = this.failing.head
     while (record !== undefined && now - lastFailure(record) >= window) {
@@ -317,8 +356,9 @@ export class PopulationGuard implements RecordKeeper {
   }
 
   private evaluate (now: number): void {
-    const population = this.registry.size
-    const suspected = this.failingCount >= localSuspicionThreshold(population, this.config.localFailureShare, this.config.minPeersForLocalSuspicion)
+    const need = localSuspicionThreshold(this.usefulCount, this.config.localFailureShare, this.config.minPeersForLocalSuspicion)
+    // enough established peers failing, and none of them answered since those failures began
+    const suspected = this.failingCount >= need && this.lastGoodAt <= (this.failing.newest(need) ?? Infinity)
     if (suspected !== this.isSuspected) {
       this.isSuspected = suspected
       this.emit(suspected, this.failingCount, now)
@@ -327,19 +367,20 @@ export class PopulationGuard implements RecordKeeper {
 
   private emit (suspected: boolean, failing: number, at: number): void {
     if (this.changes.size > 0) {
-      this.changes.emit({ suspected, failing, population: this.registry.size, at })
+      this.changes.emit({ suspected, failing, population: this.usefulCount, at })
     }
   }
 
-  /** Sets a record's flags, keeping the totals in step */
+  /** Sets a record's flags, keeping the totals (of useful peers only) in step */
   private setFlags (record: PeerRecord, to: number): void {
     const from = record.guardFlags
     if (from === to) {
       return
     }
-    this.openCount += (to & OPEN) - (from & OPEN)
-    this.failingCount += ((to & FAILING) - (from & FAILING)) / FAILING
-    this.bothCount += (to === (OPEN | FAILING) ? 1 : 0) - (from === (OPEN | FAILING) ? 1 : 0)
+    this.openCount += ((to & OPEN_USEFUL) === OPEN_USEFUL ? 1 : 0) - ((from & OPEN_USEFUL) === OPEN_USEFUL ? 1 : 0)
+    this.failingCount += ((to & FAILING_USEFUL) === FAILING_USEFUL ? 1 : 0) - ((from & FAILING_USEFUL) === FAILING_USEFUL ? 1 : 0)
+    this.bothCount += ((to & ALL) === ALL ? 1 : 0) - ((from & ALL) === ALL ? 1 : 0)
+    this.usefulCount += ((to & USEFUL) !== 0 ? 1 : 0) - ((from & USEFUL) !== 0 ? 1 : 0)
     record.guardFlags = to
   }
 }

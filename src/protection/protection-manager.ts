@@ -12,6 +12,7 @@ import { CircuitState, HealthStatus, Outcome } from '../states.ts'
 import { defaultReadyToTrip } from '../breaker/config.ts'
 import { AutoTune } from './auto-tune.ts'
 import { ProtectionEmitter } from './events.ts'
+import { countCircuitStates, overallStatus } from './status.ts'
 import { resolveProtectionConfig } from './config.ts'
 import { PopulationGuard } from './population-guard.ts'
 import { MAX_SNAPSHOT_ENTRIES, prepareSnapshot, SNAPSHOT_VERSION } from './snapshot.ts'
@@ -19,7 +20,7 @@ import { checkEngineOptions } from '../validate.ts'
 import type { PreparedSnapshot } from './snapshot.ts'
 import type { ProtectionInit } from './config.ts'
 import type { LocalSuspicionChange } from './population-guard.ts'
-import type { CircuitStateCounts, OverallStatus, PeerSnapshot, PeerStatus, ProtectionManagerOptions, ProtectionSnapshot, RestoreOptions, RestoreStats, TransitionEvent } from './types.ts'
+import type { OverallStatus, PeerSnapshot, PeerStatus, ProtectionManagerOptions, ProtectionSnapshot, RestoreOptions, RestoreStats, TransitionEvent } from './types.ts'
 import type { Counts } from '../breaker/config.ts'
 import type { ExecuteOptions, ProtectedFunction } from '../breaker/execute.ts'
 import type { Admission, Permit, PermitOwner } from '../breaker/permit.ts'
@@ -47,6 +48,8 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
   readonly autoTune: AutoTune
   private readonly enableAutoRecovery: boolean
   private readonly enableHealthBasedTripping: boolean
+  /** Outlier detection is off by default: then a settle does not even ask */
+  private readonly outlierDetection: boolean
   private readonly disposables: Disposable[] = []
   private rejectedOpen = 0
   private rejectedHalfOpen = 0
@@ -76,6 +79,7 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
     })
     this.enableAutoRecovery = resolved.enableAutoRecovery
     this.enableHealthBasedTripping = resolved.enableHealthBasedTripping
+    this.outlierDetection = resolved.populationGuard.outlierDetection
 
     // without a user rule, trip sensitivity is auto-tuned per peer (auto-tune.ts); the default rule
     // (as in a config spread from defaultProtectionConfig()) is not a user rule
@@ -226,9 +230,11 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
         this.recoveryManager.record(record, now, outcome === Outcome.SUCCESS)
       }
     }
-    const outliers = this.populationGuard.evaluateOutliers(now)
-    for (let i = 0; i < outliers.length; i++) {
-      this.circuitBreaker.core.trip(outliers[i], now, TransitionReason.OUTLIER)
+    if (this.outlierDetection) {
+      const outliers = this.populationGuard.evaluateOutliers(now)
+      for (let i = 0; i < outliers.length; i++) {
+        this.circuitBreaker.core.trip(outliers[i], now, TransitionReason.OUTLIER)
+      }
     }
   }
 
@@ -279,17 +285,10 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
     return this.circuitBreaker.tripPeer(peer, reason)
   }
 
-  /**
-   * Trips a peer that abused us (a flood, a memory or wantlist budget broken) whatever the
-   * population guard says: its cap keeps useful peers from being opened all at once, and local
-   * suspicion protects peers from our own outage; neither is in doubt when a peer floods us.
-   */
+  /** Trips a peer that flooded us whatever the population guard says: no detector is in doubt */
   punish (peer: PeerLike): boolean {
-    if (this.closed) {
-      return false
-    }
     const now = this.clock.now()
-    const record = this.registry.get(peer, now)
+    const record = this.closed ? undefined : this.registry.get(peer, now)
     if (record === undefined) {
       return false
     }
@@ -392,43 +391,17 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
   }
 
   getOverallStatus (): OverallStatus {
-    const circuitStates: CircuitStateCounts = { closed: 0, open: 0, halfOpen: 0 }
     const now = this.clock.now()
-    const core = this.circuitBreaker.core
-    this.registry.forEach((record) => {
-      const state = core.stateOf(record, now)
-      if (state === CircuitState.OPEN) {
-        circuitStates.open++
-      } else if (state === CircuitState.HALF_OPEN) {
-        circuitStates.halfOpen++
-      } else {
-        circuitStates.closed++
-      }
-    })
-    const totalPeers = this.registry.size
-    const healthStats = this.healthMonitor.getHealthStats()
-    const recoveryStats = this.recoveryManager.getRecoveryStats()
-    const rejected = { open: this.rejectedOpen, halfOpen: this.rejectedHalfOpen, recovery: this.rejectedRecovery }
-    return {
-      totalPeers,
-      circuitStates,
-      healthStats,
-      recoveryStats,
-      rejected,
+    return overallStatus({
+      totalPeers: this.registry.size,
+      circuitStates: countCircuitStates(this.registry, this.circuitBreaker.core, now),
+      healthStats: this.healthMonitor.getHealthStats(),
+      recoveryStats: this.recoveryManager.getRecoveryStats(),
+      rejected: { open: this.rejectedOpen, halfOpen: this.rejectedHalfOpen, recovery: this.rejectedRecovery },
       trips: this.trips,
       localNetworkSuspected: this.populationGuard.check(now),
-      restored: this.restoreStats,
-      isHealthy () {
-        if (totalPeers === 0) {
-          return true
-        }
-        return healthStats.healthyPeers / totalPeers > 0.8 && circuitStates.open / totalPeers < 0.2
-      },
-      getSummary () {
-        const healthyPercent = totalPeers === 0 ? 0 : healthStats.healthyPeers / totalPeers * 100
-        return `System Status: ${totalPeers} peers, ${healthStats.healthyPeers} healthy (${healthyPercent.toFixed(1)}%), ${recoveryStats.recoveringPeers} recovering, ${circuitStates.open} circuit breakers open`
-      }
-    }
+      restored: this.restoreStats
+    })
   }
 
   /** Stops accepting requests and drops all state. Nothing was running: there are no timers. */

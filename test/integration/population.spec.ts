@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { CircuitState } from '../../src/index.ts'
 import { maxOpenPeers } from '../../src/protection/population-guard.ts'
-import { TestNet, connect, createConsumer, fetchAll, makeBlocks, once } from '../../fixtures/index.ts'
+import { TestNet, addBlocks, connect, createConsumer, fetchAll, makeBlocks, once } from '../../fixtures/index.ts'
 import type { LocalSuspicionChange } from '../../src/index.ts'
 import type { FaultyProvider } from '../../fixtures/index.ts'
 
@@ -32,6 +32,13 @@ describe('population guards on real Helia nodes', function () {
     const service = node.libp2p.services.breaker
     for (const provider of providers) {
       await connect(node, provider.helia)
+    }
+    // established providers: each has answered us before (a never-useful peer says nothing about our network)
+    const warm = await makeBlocks(4, 1024, { seed: 22 })
+    for (const [i, provider] of providers.entries()) {
+      await addBlocks(provider.helia, [warm[i]])
+      const result = await fetchAll(node, [warm[i]], { api: 'session', providers: [provider.helia] })
+      assert.equal(result.received, 1)
     }
     const opened: string[] = []
     service.addEventListener('circuit:open', (evt) => { opened.push(evt.detail.peer.toString()) })

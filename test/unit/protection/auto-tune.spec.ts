@@ -57,10 +57,13 @@ class Engine {
     this.tune = new AutoTune(config, { guard: this.guard, core: this.core })
   }
 
+  /** Peers that did useful work for us a minute ago: only such peers count in the guard */
   peers (n: number): PeerRecord[] {
     const records: PeerRecord[] = []
     for (let i = 0; i < n; i++) {
-      records.push(this.registry.get(`peer-${i}`, this.now)!)
+      const record = this.registry.get(`peer-${i}`, this.now)!
+      this.guard.markUseful(record, this.now - 60_000)
+      records.push(record)
     }
     return records
   }

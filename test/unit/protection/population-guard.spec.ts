@@ -49,11 +49,18 @@ class Engine {
     this.guard.onChange((change) => this.changes.push(change))
   }
 
-  /** Tracks peers 0..n-1 and returns their records */
-  peers (n: number): PeerRecord[] {
+  /**
+   * Tracks peers 0..n-1 and returns their records. `useful` (default): each did useful work for us
+   * a minute ago, so it is counted; a never-useful peer is counted nowhere.
+   */
+  peers (n: number, useful = true): PeerRecord[] {
     const records: PeerRecord[] = []
     for (let i = 0; i < n; i++) {
-      records.push(this.registry.get(`peer-${i}`, this.now)!)
+      const record = this.registry.get(`peer-${i}`, this.now)!
+      if (useful) {
+        this.guard.markUseful(record, this.now - 60_000)
+      }
+      records.push(record)
     }
     return records
   }
@@ -225,9 +232,10 @@ describe('PopulationGuard', () => {
     })
 
     it('never holds more than the cap open, and counts exactly what the core holds (property)', () => {
-      type Op = { kind: 'add' } | { kind: 'trip' | 'ok' | 'fail', peer: number } | { kind: 'tick', ms: number }
+      type Op = { kind: 'add' } | { kind: 'sybil' } | { kind: 'trip' | 'ok' | 'fail', peer: number } | { kind: 'tick', ms: number }
       const opArb: fc.Arbitrary<Op> = fc.oneof(
         { weight: 2, arbitrary: fc.constant<Op>({ kind: 'add' }) },
+        { weight: 1, arbitrary: fc.constant<Op>({ kind: 'sybil' }) },
         { weight: 3, arbitrary: fc.record({ kind: fc.constant('trip' as const), peer: fc.nat(30) }) },
         { weight: 3, arbitrary: fc.record({ kind: fc.constant('ok' as const), peer: fc.nat(30) }) },
         { weight: 3, arbitrary: fc.record({ kind: fc.constant('fail' as const), peer: fc.nat(30) }) },
@@ -240,8 +248,12 @@ describe('PopulationGuard', () => {
           const engine = new Engine({ maxOpenShare: share }, { readyToTrip: (counts) => counts.consecutiveFailures >= 2 })
           const slots = engine.peers(1)
           for (const op of ops) {
-            if (op.kind === 'add') {
-              slots.push(engine.registry.get(`peer-${slots.length}`, engine.now)!)
+            if (op.kind === 'add' || op.kind === 'sybil') {
+              const record = engine.registry.get(`peer-${slots.length}`, engine.now)!
+              if (op.kind === 'add') {
+                engine.guard.markUseful(record, engine.now - 60_000)
+              }
+              slots.push(record)
             } else if (op.kind === 'tick') {
               engine.now += op.ms
             } else {
@@ -252,12 +264,76 @@ describe('PopulationGuard', () => {
                 engine.request(slot, op.kind === 'ok' ? Outcome.SUCCESS : Outcome.FAILURE)
               }
             }
-            const open = engine.openInCore()
+            // never-useful peers open freely and count nowhere; useful ones stay within the cap
+            const useful = slots.filter(s => s.lastUsefulAt > 0)
+            const open = useful.filter(s => engine.state(s) !== STATE_CLOSED).length
             assert.equal(engine.guard.openPeers, open)
-            assert.ok(open <= maxOpenPeers(slots.length, share), `${open} open of ${slots.length} at share ${share}`)
+            assert.ok(open <= maxOpenPeers(useful.length, share), `${open} open of ${useful.length} useful at share ${share}`)
           }
         }
       ), { numRuns: 200 })
+    })
+  })
+
+  describe('peers that never did useful work for us (Sybils)', () => {
+    it('are not counted for local suspicion, however many fail at once', () => {
+      const engine = new Engine()
+      const real = engine.peers(3)
+      const sybils: PeerRecord[] = []
+      for (let i = 0; i < 20; i++) {
+        sybils.push(engine.registry.get(`sybil-${i}`, engine.now)!)
+      }
+      for (const sybil of sybils) {
+        engine.guard.onOutcome(sybil, Outcome.FAILURE, engine.now)
+      }
+      assert.equal(engine.guard.suspected, false)
+      assert.equal(engine.guard.failingPeers(engine.now), 0)
+      assert.equal(engine.guard.population, 3)
+      // a resetting real provider still trips
+      for (let i = 0; i < 5; i++) {
+        engine.request(real[0], Outcome.FAILURE)
+      }
+      assert.equal(engine.state(real[0]), STATE_OPEN)
+    })
+
+    it('can always be opened and hold no slot of the cap', () => {
+      const engine = new Engine({ maxOpenShare: 0.5 })
+      const [a, b] = engine.peers(3)
+      const sybil = engine.registry.get('sybil', engine.now)!
+      assert.equal(engine.core.trip(a, engine.now), true)
+      // the cap (1 of 3 useful peers) is full, yet the never-useful peer opens, and takes no slot
+      assert.equal(engine.core.trip(sybil, engine.now), true)
+      assert.equal(engine.guard.openPeers, 1)
+      assert.equal(engine.core.trip(b, engine.now), false)
+      // one success makes a peer count
+      const late = engine.registry.get('late', engine.now)!
+      engine.guard.onOutcome(late, Outcome.SUCCESS, engine.now)
+      assert.equal(engine.guard.population, 4)
+      assert.equal(late.lastUsefulAt, engine.now)
+    })
+
+    it('suspicion needs failures among established peers, and none of them answering since', () => {
+      const engine = new Engine()
+      const [a, b, c, d] = engine.peers(4)
+      engine.now += 5_000
+      engine.guard.onOutcome(a, Outcome.FAILURE, engine.now)
+      engine.guard.onOutcome(b, Outcome.FAILURE, engine.now)
+      // d answers well after the failures began: our network works
+      engine.now += 10
+      engine.guard.onOutcome(d, Outcome.SUCCESS, engine.now)
+      engine.guard.onOutcome(c, Outcome.FAILURE, engine.now)
+      assert.equal(engine.guard.failingPeers(engine.now), 3)
+      assert.equal(engine.guard.suspected, false)
+      // the failures go on with nobody answering: suspected
+      engine.now += 10
+      for (const record of [a, b, c]) {
+        engine.guard.onOutcome(record, Outcome.FAILURE, engine.now)
+      }
+      assert.equal(engine.guard.suspected, true)
+      // one established peer answering clears it at once
+      engine.now += 10
+      engine.guard.onOutcome(d, Outcome.SUCCESS, engine.now)
+      assert.equal(engine.guard.suspected, false)
     })
   })
 

@@ -445,6 +445,10 @@ describe('BitswapProtectionManager', () => {
       const changes: boolean[] = []
       h.manager.onPopulationChange(({ suspected }) => changes.push(suspected))
       for (const p of peers) {
+        await h.call(p)
+      }
+      h.tick(5_000)
+      for (const p of peers) {
         await h.call(p, 'fail')
       }
       assert.equal(h.manager.getOverallStatus().localNetworkSuspected, true)
