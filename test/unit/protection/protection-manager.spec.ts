@@ -362,6 +362,51 @@ describe('BitswapProtectionManager', () => {
     })
   })
 
+  describe('events (one typed event target, in cause order)', () => {
+    const RAMP = { enableAutoTuning: false, circuitBreaker: BREAKER, recovery: { initialRecoveryRate: 1, successThreshold: 2, failureThreshold: 1 } }
+
+    it('sends a recovery that a close started after that close, and a failed recovery after the trip it caused', async () => {
+      h = new Harness(RAMP)
+      const order: string[] = []
+      h.manager.addEventListener('transition', (evt) => order.push(`${evt.detail.from}>${evt.detail.to}:${evt.detail.reason}`))
+      h.manager.addEventListener('recovery:start', () => order.push('recovery:start'))
+      h.manager.addEventListener('recovery:fail', (evt) => order.push(`recovery:fail:${evt.detail.reason}`))
+      h.manager.trip(PEER)
+      await h.reclose(PEER)
+      await h.call(PEER, 'fail')
+      assert.deepEqual(order, [
+        'CLOSED>OPEN:trip',
+        'OPEN>HALF_OPEN:timeout',
+        'HALF_OPEN>CLOSED:probes-succeeded',
+        'recovery:start',
+        'CLOSED>OPEN:recovery failed: failures',
+        'recovery:fail:failures'
+      ])
+    })
+
+    it('sends health:change after the trip an UNHEALTHY status caused', async () => {
+      h = new Harness({ circuitBreaker: { readyToTrip: () => false }, healthMonitor: { maxConsecutiveErrors: 3 } })
+      const order: string[] = []
+      h.manager.addEventListener('transition', (evt) => order.push(`transition:${evt.detail.reason}`))
+      h.manager.addEventListener('health:change', (evt) => order.push(`health:${evt.detail.to}`))
+      await h.calls(PEER, 'fail', 3)
+      assert.deepEqual(order, ['transition:health: unhealthy', 'health:UNHEALTHY'])
+    })
+
+    it('contains a throwing handle listener, and a disposed handle hears nothing more', async () => {
+      h = new Harness()
+      let heard = 0
+      h.manager.onTransition(() => { throw new Error('listener bug') })
+      const handle = h.manager.onTransition(() => { heard++ })
+      h.manager.trip(PEER)
+      handle.dispose()
+      h.manager.release(PEER)
+      h.manager.trip(OTHER)
+      assert.equal(heard, 1)
+      assert.equal(h.state(PEER), CircuitState.OPEN)
+    })
+  })
+
   describe('health-based tripping', () => {
     async function fiveErrorsAfterThirtySuccesses (enableHealthBasedTripping: boolean): Promise<void> {
       h = new Harness({ enableHealthBasedTripping, circuitBreaker: { readyToTrip: () => false } })
