@@ -101,6 +101,7 @@ export function renderTable (r: Results, extras: Extras): string {
     head('setup', 'get', 'session')
     const c = (key: string): string => sw.ms[key] == null ? '' : `${fmt(sw.ms[key], 0)}${sw.ratio[key] == null ? '' : ` ×${sw.ratio[key].median.toFixed(2)}`}${(sw.lost[key] ?? 0) > 0 ? `, ${sw.lost[key]} lost` : ''}`
     row('healthy three alone', c('healthy/get'), c('healthy/session'))
+    row('one healthy alone (the session reference: see docs/upstream-caveats.md)', '', c('healthy1/session'))
     row('swarm, service off', c('swarm-off/get'), c('swarm-off/session'))
     row('swarm, service on', c('swarm-on/get'), c('swarm-on/session'))
     row('healthy three + one blackholed, service on', c('blackhole-on/get'), c('blackhole-on/session'))

@@ -41,7 +41,7 @@ export function checkTargets (r: Results, extras: Omit<Extras, 'checks' | 'run'>
   const swarm = extras.swarm
   if (swarm != null) {
     for (const api of ['get', 'session'] as const) {
-      checks.push(atMost(`swarm ${api}`, `eight-provider swarm, ${api}, service on / healthy three alone ≤ 1.25`, swarm.ratio[`swarm-on/${api}`]?.median ?? Number.NaN, 1.25))
+      checks.push(atMost(`swarm ${api}`, `eight-provider swarm, ${api}, service on / ${api === 'get' ? 'healthy three' : 'one healthy'} alone ≤ 1.25`, swarm.ratio[`swarm-on/${api}`]?.median ?? Number.NaN, 1.25))
       checks.push(atMost(`swarm ${api} lost`, `eight-provider swarm, ${api}, service on: blocks lost over all rounds ≤ 0`, swarm.lost[`swarm-on/${api}`] ?? 0, 0))
     }
     checks.push(atMost('five silent, session', 'session whose first five providers are silent, service on: ms ≤ 8000', swarm.ms['silent5-on/session']?.median ?? Number.NaN, 8000))

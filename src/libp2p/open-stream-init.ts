@@ -102,7 +102,7 @@ export interface OpenStreamGuardInit {
    * its deadline. Helia's wantlist rounds await every peer's send, so this is what a blackholed
    * peer can cost a round, once per connection. A value at or above the open deadline turns it off.
    *
-   * @default 100
+   * @default 25
    */
   firstOpenHold?: number
 

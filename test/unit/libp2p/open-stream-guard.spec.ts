@@ -501,7 +501,7 @@ describe('OpenStreamGuard', () => {
 
     it('the caller of a connected peer\'s first open gets a stream at 100 ms; what it did reaches the real stream once it opens', async () => {
       cm.connect(peer)
-      makeGuard({ firstOpenHold: undefined })
+      makeGuard({ firstOpenHold: 100 })
       const got: { stream?: Stream } = {}
       void open(peer).then(s => { got.stream = s })
       await clock.tickAsync(99)
@@ -522,9 +522,20 @@ describe('OpenStreamGuard', () => {
       assert.equal(gate.openedCalls[0].stream, real)
     })
 
-    it('later opens to the still unproven peer do not wait at all; one that completes first is handed as it is', async () => {
+    it('holds 25 ms by default', async () => {
       cm.connect(peer)
       makeGuard({ firstOpenHold: undefined })
+      const got: { stream?: Stream } = {}
+      void open(peer).then(s => { got.stream = s })
+      await clock.tickAsync(24)
+      assert.equal(got.stream, undefined)
+      await clock.tickAsync(1)
+      assert.ok(got.stream != null)
+    })
+
+    it('later opens to the still unproven peer do not wait at all; one that completes first is handed as it is', async () => {
+      cm.connect(peer)
+      makeGuard({ firstOpenHold: 100 })
       void open(peer)
       await clock.tickAsync(100)
       let second: Stream | undefined
@@ -536,7 +547,7 @@ describe('OpenStreamGuard', () => {
 
     it('a deferred open that misses its deadline ends its stream with OpenStreamDeadlineError, reported as a FAILURE', async () => {
       cm.connect(peer)
-      makeGuard({ firstOpenHold: undefined })
+      makeGuard({ firstOpenHold: 100 })
       const handed = await Promise.all([open(peer), clock.tickAsync(100)]).then(([s]) => s)
       const closed = new Promise<Event>(resolve => { handed.addEventListener('close', resolve, { once: true }) })
       handed.send(Uint8Array.of(1))
@@ -549,7 +560,7 @@ describe('OpenStreamGuard', () => {
 
     it('a peer with a completed open is never deferred; nor is one that must be dialled first', async () => {
       cm.connect(peer)
-      makeGuard({ firstOpenHold: undefined })
+      makeGuard({ firstOpenHold: 100 })
       const first = open(peer)
       cm.calls[0].resolve(fakeStream())
       await first
