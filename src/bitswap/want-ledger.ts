@@ -226,15 +226,10 @@ export class WantLedger {
     return this.store.peer(peerKey)?.latency(kind)
   }
 
-  /** Wants remembered for one peer (open or ended) */
-  peerWants (peerKey: string): number {
-    return this.store.peer(peerKey)?.wants.size ?? 0
-  }
-
-  /** Wants sent to one peer that are still open (unanswered, not missed) */
-  openWants (peerKey: string): number {
+  /** Wants remembered for one peer, open or ended (`openOnly`: only those unanswered and not missed) */
+  peerWants (peerKey: string, openOnly = false): number {
     const peer = this.store.peer(peerKey)
-    return peer === undefined ? 0 : peer.wants.size - peer.ended.size
+    return peer === undefined ? 0 : peer.wants.size - (openOnly ? peer.ended.size : 0)
   }
 
   /** Forgets a peer (disconnected): its wants end without verdict, its EWMAs are dropped */

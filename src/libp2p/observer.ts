@@ -154,7 +154,7 @@ export class BitswapObserver {
 
   /** Whether wants we sent the peer are still open: its inbound streams may carry their answers */
   awaitingAnswers (peer: PeerId): boolean {
-    return this.core.ledger.openWants(peer.toString()) > 0
+    return this.core.ledger.peerWants(peer.toString(), true) > 0
   }
 
   /** Inbound Bitswap streams the peer holds open now */
