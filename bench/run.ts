@@ -5,6 +5,7 @@
  *   npm run bench -- --quick           fewer rounds, for trying changes (writes bench/results-quick.json)
  *   npm run bench -- --out bench/results-x.json
  *   npm run bench -- --only hostile    issue 11's attacks at full size (bench/hostile.ts), printed
+ *   npm run bench -- --only memory     one micro-benchmark (overhead, memory or scale), printed
  *
  * Micro-benchmarks run first, on a quiet heap; the network scenarios last.
  */
@@ -60,6 +61,13 @@ if (args.only === 'swarm') {
 // made once, before any measurement: real Ed25519 peer ids with their strings cached
 peerIds(100_000)
 log('100 000 peer ids ready')
+
+if (args.only === 'overhead' || args.only === 'memory' || args.only === 'scale') {
+  // one micro-benchmark at the plan's size (with --quick, the quick plan): printed, nothing written
+  const micro = args.only === 'overhead' ? await runOverhead(plan.overhead) : args.only === 'memory' ? await runMemory(plan.memory) : await runScale(plan.scale)
+  process.stdout.write(JSON.stringify({ ...micro, loadAverage: { start: startLoad, end: loadavg().map(round2) } }, null, 2) + '\n')
+  process.exit(0)
+}
 
 const overhead = await runOverhead(plan.overhead)
 const memory = await runMemory(plan.memory)

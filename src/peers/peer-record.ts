@@ -64,7 +64,7 @@ export class PeerRecord {
   recovery: RampState | undefined = undefined
 
   // -- the population guard --
-  /** OPEN / FAILING bits (see population/flags) */
+  /** OPEN / FAILING / USEFUL bits (population-guard.ts): whether it ever served us is a bit, not a time */
   guardFlags = 0
   /** Its place in the failing list, with the time of its last failure (made at its first failure) */
   failing: FailingNode | undefined = undefined
@@ -75,12 +75,6 @@ export class PeerRecord {
   rateCount = 0
   rateWindow = 0
 
-  /**
-   * When the peer last did useful work for us (an answered want, a completed exchange); 0 = never.
-   * Lets the population guard tell peers that ever served us from ones that never did.
-   */
-  lastUsefulAt = 0
-
   constructor (peer: PeerLike) {
     this.peer = peer
   }
@@ -88,12 +82,5 @@ export class PeerRecord {
   /** False once the table forgot the record: results that arrive later are dropped */
   get live (): boolean {
     return this.mark !== FORGOTTEN
-  }
-
-  /** Records useful work at `now` (never moves backwards) */
-  markUseful (now: number): void {
-    if (now > this.lastUsefulAt) {
-      this.lastUsefulAt = now
-    }
   }
 }

@@ -185,6 +185,11 @@ export class PopulationGuard implements RecordKeeper {
     return true
   }
 
+  /** Whether the peer ever did useful work for us (a bit, not a time: a time would box a double a peer) */
+  isUseful (record: PeerRecord): boolean {
+    return (record.guardFlags & USEFUL) !== 0
+  }
+
   /** Whether the peer's circuit may trip at `now`, without counting it */
   tripAllowed (record: PeerRecord | undefined, now: number): boolean {
     if (record !== undefined && (record.guardFlags & USEFUL) === 0) {
@@ -288,7 +293,6 @@ export class PopulationGuard implements RecordKeeper {
    * it is counted, and its success says our network works
    */
   markUseful (record: PeerRecord, now: number): void {
-    record.markUseful(now)
     if (now > this.lastGoodAt) {
       this.lastGoodAt = now
     }

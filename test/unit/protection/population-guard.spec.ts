@@ -265,7 +265,7 @@ describe('PopulationGuard', () => {
               }
             }
             // never-useful peers open freely and count nowhere; useful ones stay within the cap
-            const useful = slots.filter(s => s.lastUsefulAt > 0)
+            const useful = slots.filter(s => engine.guard.isUseful(s))
             const open = useful.filter(s => engine.state(s) !== STATE_CLOSED).length
             assert.equal(engine.guard.openPeers, open)
             assert.ok(open <= maxOpenPeers(useful.length, share), `${open} open of ${useful.length} useful at share ${share}`)
@@ -307,9 +307,10 @@ describe('PopulationGuard', () => {
       assert.equal(engine.core.trip(b, engine.now), false)
       // one success makes a peer count
       const late = engine.registry.get('late', engine.now)!
+      assert.equal(engine.guard.isUseful(late), false)
       engine.guard.onOutcome(late, Outcome.SUCCESS, engine.now)
       assert.equal(engine.guard.population, 4)
-      assert.equal(late.lastUsefulAt, engine.now)
+      assert.equal(engine.guard.isUseful(late), true)
     })
 
     it('suspicion needs failures among established peers, and none of them answering since', () => {
