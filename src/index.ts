@@ -83,6 +83,7 @@ export {
   TooManyRequestsError,
   RecoveryThrottledError,
   InvalidConfigError,
+  InvalidSnapshotError,
   OpenStreamDeadlineError,
   InboundLimitError,
   ClosedError,
