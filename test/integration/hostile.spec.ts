@@ -2,8 +2,8 @@
  * Hostile peers must not be able to switch the protection off (issue 11). Every attack runs on real
  * Helia nodes over 127.0.0.1 TCP, from separate libp2p nodes with fresh keys, while a healthy fetch
  * runs beside it. Each checks: all blocks arrive intact, the healthy provider is never OPEN, the
- * attackers end OPEN or refused, RSS growth is reported and bounded, no unhandled rejection. (The
- * process exiting by itself after stop() is what lets mocha, run without --exit, end at all.)
+ * attackers end OPEN or refused, RSS growth is reported and bounded, no unhandled rejection. That the
+ * process exits by itself after stop() is checked in a child process by exit.spec.ts.
  * Scaled down from the issue's numbers; the full-size variants are `npm run bench -- hostile`.
  */
 
