@@ -12,6 +12,8 @@ export interface MetricsSource {
   healthStates(): { healthy: number, degraded: number, unhealthy: number, unknown: number }
   /** 1 while our own network is suspected (the population guard holds circuits closed), else 0 */
   localNetworkSuspected(): number
+  /** Total time our own event loop was stalled while deadlines were pending, ms (deadline-scheduler.ts) */
+  stalledMs(): number
 }
 
 /** `dial`: a connection (our dial, or an inbound one) denied by the gater while the circuit is OPEN */
@@ -57,6 +59,11 @@ export class ServiceMetrics {
     metrics.registerMetric(`${METRIC_PREFIX}local_network_suspected`, {
       help: '1 while most peers fail at once and circuits are held closed (our own network is suspected)',
       calculate: () => source.localNetworkSuspected()
+    })
+    // operators see our stalls (which never count against peers) beside the trips they could explain
+    metrics.registerCounter(`${METRIC_PREFIX}event_loop_stalled_seconds_total`, {
+      help: 'Time our own event loop was blocked while want deadlines were pending; deadlines were pushed back by it',
+      calculate: () => source.stalledMs() / 1000
     })
     this.trips = metrics.registerCounter(`${METRIC_PREFIX}trips_total`, {
       help: 'Circuits opened'

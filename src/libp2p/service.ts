@@ -73,7 +73,8 @@ export class CircuitBreakerService extends TypedEventEmitter<BitswapCircuitBreak
         const h = this.protection.healthMonitor.getHealthStats()
         return { healthy: h.healthyPeers, degraded: h.degradedPeers, unhealthy: h.unhealthyPeers, unknown: h.unknownPeers }
       },
-      localNetworkSuspected: () => this.protection.populationGuard.check(this.protection.clock.now()) ? 1 : 0
+      localNetworkSuspected: () => this.protection.populationGuard.check(this.protection.clock.now()) ? 1 : 0,
+      stalledMs: () => this.scheduler.lag.stalledMs
     })
     this.releaser = new WantReleaser(components, {
       protocols: this.protocols,

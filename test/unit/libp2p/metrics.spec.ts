@@ -59,6 +59,7 @@ function source (overrides: Partial<MetricsSource> = {}): MetricsSource {
     circuitStates: () => ({ closed: 5, open: 2, halfOpen: 1 }),
     healthStates: () => ({ healthy: 4, degraded: 2, unhealthy: 1, unknown: 1 }),
     localNetworkSuspected: () => 0,
+    stalledMs: () => 0,
     ...overrides
   }
 }
@@ -89,6 +90,7 @@ describe('ServiceMetrics', () => {
       [`${METRIC_PREFIX}peers`]: 'metricGroup',
       [`${METRIC_PREFIX}peer_health`]: 'metricGroup',
       [`${METRIC_PREFIX}local_network_suspected`]: 'metric',
+      [`${METRIC_PREFIX}event_loop_stalled_seconds_total`]: 'counter',
       [`${METRIC_PREFIX}trips_total`]: 'counter',
       [`${METRIC_PREFIX}rejections_total`]: 'counterGroup',
       [`${METRIC_PREFIX}recoveries_total`]: 'counterGroup',
@@ -125,6 +127,16 @@ describe('ServiceMetrics', () => {
     assert.equal(await local.options.calculate?.(), 0)
     suspected = 1
     assert.equal(await local.options.calculate?.(), 1)
+  })
+
+  it('computes our event-loop stall time at scrape time, in seconds', async () => {
+    let stalledMs = 0
+    const { stub } = setup(source({ stalledMs: () => stalledMs }))
+    const stalled = stub.get('event_loop_stalled_seconds_total')
+
+    assert.equal(await stalled.options.calculate?.(), 0)
+    stalledMs = 1500
+    assert.equal(await stalled.options.calculate?.(), 1.5)
   })
 
   it('counts trips and want misses', () => {
