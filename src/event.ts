@@ -3,10 +3,13 @@
  * `d.dispose()` unsubscribes. Emitting with no listener costs one length check.
  */
 
+/** What `onX(listener)` returns */
 export interface Disposable {
+  /** Unsubscribes (or, for `isolatePeer`, releases); later calls do nothing */
   dispose(): void
 }
 
+/** A listener of `onX` events */
 export type Listener<T> = (value: T) => void
 
 export class EventEmitter<T> {

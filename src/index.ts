@@ -76,6 +76,23 @@ export type { EventLoopLag } from './libp2p/deadline-scheduler.ts'
 export type { ObserverStats } from './libp2p/observer.ts'
 export type { ReleaseStatus } from './libp2p/release.ts'
 export type { ReleaseReason } from './bitswap/want-release.ts'
+export type { CircuitBreakerDefaults, ResolvedCircuitBreakerConfig } from './breaker/config.ts'
+export type { CircuitBreakerOptions, StateChangeEvent } from './breaker/circuit-breaker.ts'
+export type { BitswapCircuitBreakerOptions, PeerStateChangeEvent } from './breaker/per-peer.ts'
+export type { ExecuteOptions, ProtectedFunction } from './breaker/execute.ts'
+export type { Admission, Permit, Rejection, RejectionReason } from './breaker/permit.ts'
+export type { ResolvedHealthMonitorConfig } from './health/config.ts'
+export type { HealthMonitorOptions, HealthStatusChange } from './health/health-monitor.ts'
+export type { ResolvedRecoveryConfig } from './recovery/config.ts'
+export type { RecoveryEvent, RecoveryFailedEvent, RecoveryFailureReason, RecoveryManagerOptions } from './recovery/recovery-manager.ts'
+export type { AutoTuneDefaults, AutoTuneInit, PopulationGuardInit, ResolvedAutoTuneConfig, ResolvedPopulationGuardConfig } from './protection/config.ts'
+export type { ProtectionManagerOptions } from './protection/types.ts'
+export type { ProtectionEvents } from './protection/events.ts'
+export type { TunedValues } from './protection/auto-tune.ts'
+export type { PreparedSnapshot } from './protection/snapshot.ts'
+export type { PeerLike } from './peers/peer-key.ts'
+export type { Disposable, Listener } from './event.ts'
+export type { InvalidMessageReason } from './bitswap/errors.ts'
 
 // errors and state enums
 export {
@@ -90,7 +107,8 @@ export {
   ResponseDeadlineError
 } from './errors.ts'
 export { FrameTooLargeError, InvalidFrameError, InvalidMessageError, WantDeadlineError } from './bitswap/errors.ts'
-export { CircuitState, HealthStatus, RecoveryStrategy } from './states.ts'
+export { CircuitState, HealthStatus, Outcome, RecoveryStrategy } from './states.ts'
+export { RecoveryPhase } from './recovery/types.ts'
 
 /** What `circuit:*` events carry */
 export interface CircuitEventDetail {
@@ -105,18 +123,21 @@ export interface CircuitEventDetail {
   reason: TransitionReason
 }
 
+/** What `health:change` events carry */
 export interface HealthEventDetail {
   peer: PeerId
   from: HealthStatus
   to: HealthStatus
 }
 
+/** What `recovery:*` events carry */
 export interface RecoveryEventDetail {
   peer: PeerId
   /** Why a recovery failed: consecutive failures during the ramp, or `maxRecoveryTime` ran out */
   reason?: 'failures' | 'timeout'
 }
 
+/** The service's events, for `addEventListener` (each a `CustomEvent` with the detail shown) */
 export interface BitswapCircuitBreakerEvents {
   'circuit:open': CustomEvent<CircuitEventDetail>
   'circuit:half-open': CustomEvent<CircuitEventDetail>
@@ -130,6 +151,7 @@ export interface BitswapCircuitBreakerEvents {
   'population:local-recovered': CustomEvent<LocalSuspicionChange>
 }
 
+/** Options of `bitswapCircuitBreaker(init)`: the engine's (`ProtectionInit`) plus the service's own */
 export interface BitswapCircuitBreakerInit extends ProtectionInit {
   /**
    * The Bitswap protocols whose streams are gated
@@ -232,6 +254,7 @@ export interface BitswapCircuitBreakerInit extends ProtectionInit {
   random?: RandomSource
 }
 
+/** The libp2p components the service uses (libp2p passes them to the factory) */
 export interface BitswapCircuitBreakerComponents {
   peerId: PeerId
   registrar: Registrar
@@ -292,10 +315,13 @@ export interface ServicePeerStatus extends PeerStatus {
 export interface BitswapCircuitBreakerService extends TypedEventTarget<BitswapCircuitBreakerEvents> {
   /** The engine behind the service: breaker, health and recovery state of every peer */
   readonly protection: BitswapProtectionManager
+  /** A peer's circuit, health, recovery and deadlines */
   getPeerStatus(peer: PeerId | string): ServicePeerStatus
+  /** Counts over every peer, plus streams, event-loop lag, observation and releases */
   getOverallStatus(): ServiceStatus
   /** Holds a peer's circuit OPEN (and hangs it up) until `release`; ref-counted */
   isolate(peer: PeerId): void
+  /** Undoes one `isolate`; the last release lets the circuit go on to HALF_OPEN as usual */
   release(peer: PeerId): void
   /** JSON-safe state to pass as `initialState` after a restart */
   snapshot(): ProtectionSnapshot
@@ -315,7 +341,7 @@ export type BitswapCircuitBreakerFactory = (components: BitswapCircuitBreakerCom
  * A libp2p config with the service added under `K`, so that `node.services[K]` (and Helia's
  * `helia.libp2p.services[K]`) is typed as {@link BitswapCircuitBreakerService} next to the config's own services
  */
-export type WithBitswapCircuitBreaker<T extends { services?: object }, K extends string = typeof DEFAULT_SERVICE_KEY> =
+export type WithBitswapCircuitBreaker<T extends { services?: object }, K extends string = 'bitswapCircuitBreaker'> =
   Omit<T, 'services'> & { services: NonNullable<T['services']> & Record<K, BitswapCircuitBreakerFactory> }
 
 /**
@@ -323,7 +349,7 @@ export type WithBitswapCircuitBreaker<T extends { services?: object }, K extends
  * service already in it. Helia's `libp2p` option replaces the whole services map, so pass it the
  * result of this call rather than a map with only our service in it.
  */
-export function addBitswapCircuitBreaker<T extends { services?: object }, K extends string = typeof DEFAULT_SERVICE_KEY> (config: T, init: BitswapCircuitBreakerInit = {}, key: K = DEFAULT_SERVICE_KEY as K): WithBitswapCircuitBreaker<T, K> {
+export function addBitswapCircuitBreaker<T extends { services?: object }, K extends string = 'bitswapCircuitBreaker'> (config: T, init: BitswapCircuitBreakerInit = {}, key: K = DEFAULT_SERVICE_KEY as K): WithBitswapCircuitBreaker<T, K> {
   return {
     ...config,
     services: {

@@ -10,19 +10,23 @@ export const CircuitState = {
 } as const
 export type CircuitState = typeof CircuitState[keyof typeof CircuitState]
 
+/** A peer's health, from its recorded requests (UNKNOWN: too few to judge) */
 export const HealthStatus = {
   HEALTHY: 'HEALTHY',
   DEGRADED: 'DEGRADED',
   UNHEALTHY: 'UNHEALTHY',
   UNKNOWN: 'UNKNOWN'
 } as const
+/** One of the `HealthStatus` values */
 export type HealthStatus = typeof HealthStatus[keyof typeof HealthStatus]
 
+/** How the admitted fraction grows during a recovery ramp */
 export const RecoveryStrategy = {
   LINEAR: 'LINEAR',
   EXPONENTIAL: 'EXPONENTIAL',
   STEP: 'STEP'
 } as const
+/** One of the `RecoveryStrategy` values */
 export type RecoveryStrategy = typeof RecoveryStrategy[keyof typeof RecoveryStrategy]
 
 /**

@@ -12,6 +12,7 @@ import type { Clock, RandomSource } from '../clock.ts'
 import type { Disposable, Listener } from '../event.ts'
 import type { CircuitState } from '../states.ts'
 
+/** The breaker's runtime plumbing (not config): clock and jitter source, injectable for tests */
 export interface CircuitBreakerOptions {
   /** @default systemClock */
   clock?: Clock
@@ -19,7 +20,9 @@ export interface CircuitBreakerOptions {
   random?: RandomSource
 }
 
+/** What `onStateChange` listeners get: the breaker's name, the states before and after, and why */
 export interface StateChangeEvent {
+  /** The breaker's name (`bitswap-peer-<peer id>` for a peer's circuit) */
   name: string
   from: CircuitState
   to: CircuitState

@@ -153,8 +153,11 @@ export interface ResolvedCircuitBreakerConfig {
   maxRequests: number
   interval: number
   timeout: number
+  /** Whether the counts so far open the circuit (see `CircuitBreakerInit.readyToTrip`) */
   readyToTrip(counts: Counts): boolean
+  /** Whether a call's error counts as a success (see `CircuitBreakerInit.isSuccessful`) */
   isSuccessful(err: unknown): boolean
+  /** Called after every state change (see `CircuitBreakerInit.onStateChange`) */
   onStateChange?: (name: string, from: CircuitState, to: CircuitState) => void
   backoffMultiplier: number
   maxTimeout: number

@@ -6,6 +6,7 @@ import type { Permit } from './permit.ts'
 /** The protected call. It receives the caller's signal (if any) so it can stop early. */
 export type ProtectedFunction<T> = (signal?: AbortSignal) => T | Promise<T>
 
+/** Options of one protected call (`execute`, `executeWithPeer`, `executeRequest`) */
 export interface ExecuteOptions {
   /** Aborting it makes the call's outcome neutral; an already-aborted signal rejects at once */
   signal?: AbortSignal

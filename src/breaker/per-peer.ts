@@ -15,6 +15,7 @@ import type { Disposable, Listener } from '../event.ts'
 import type { PeerLike } from '../peers/peer-key.ts'
 import type { PeerRecord } from '../peers/peer-record.ts'
 
+/** The per-peer breaker's runtime plumbing and peer-table bounds */
 export interface BitswapCircuitBreakerOptions {
   /** @default the registry's clock, else systemClock */
   clock?: Clock
@@ -23,6 +24,8 @@ export interface BitswapCircuitBreakerOptions {
   /**
    * A peer table shared with other per-peer components (health, recovery). When given, `maxPeers`
    * and `idleTimeout` are the table's and the options below are ignored.
+   *
+   * @internal
    */
   registry?: PeerTable
   /** @default 10000 */
@@ -31,6 +34,7 @@ export interface BitswapCircuitBreakerOptions {
   idleTimeout?: number
 }
 
+/** A state change of one peer's circuit, with the peer */
 export interface PeerStateChangeEvent extends StateChangeEvent {
   /** The peer as it was first given (a `PeerId` when the caller had one) */
   peer: PeerLike
@@ -55,8 +59,9 @@ const ZERO_COUNTS: Readonly<Counts> = Object.freeze({
  */
 export class BitswapCircuitBreaker {
   readonly config: ResolvedCircuitBreakerConfig
-  /** Record-level access for the protection manager */
+  /** Record-level access for the protection manager @internal */
   readonly core: BreakerCore
+  /** @internal */
   readonly registry: PeerTable
   /** Subscribes to every peer's state changes; returns a disposable that unsubscribes */
   readonly onStateChange: (listener: Listener<PeerStateChangeEvent>) => Disposable

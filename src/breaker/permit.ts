@@ -28,8 +28,10 @@ export class Permit {
   readonly at: number
   private settled = false
 
+  /** @internal */
   constructor (
     private readonly owner: PermitOwner | undefined,
+    /** @internal */
     readonly record: PeerRecord | undefined,
     epoch: number,
     at: number

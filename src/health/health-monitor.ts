@@ -12,6 +12,7 @@ import type { Disposable, Listener } from '../event.ts'
 import type { PeerLike } from '../peers/peer-key.ts'
 import type { PeerRecord } from '../peers/peer-record.ts'
 
+/** The monitor's runtime plumbing (not config): its clock, and the bound of a peer table of its own */
 export interface HealthMonitorOptions {
   /** @default the registry's clock, else systemClock */
   clock?: Clock
@@ -19,6 +20,8 @@ export interface HealthMonitorOptions {
   /**
    * A peer table shared with the other per-peer components (breaker, recovery). Without one the
    * monitor creates its own, whose `idleTimeout` is `maxAge`; `maxPeers` then applies to it.
+   *
+   * @internal
    */
   registry?: PeerTable
 
@@ -51,6 +54,7 @@ export interface HealthSnapshot {
   status: HealthStatus
 }
 
+/** Peers per health status, and means over them (for `getHealthStats()` and the overall status) */
 export interface HealthStats {
   totalPeers: number
   healthyPeers: number
@@ -63,6 +67,7 @@ export interface HealthStats {
   averageResponseTime: number
 }
 
+/** What `onStatusChange` listeners get: a peer's status before and after a recorded request */
 export interface HealthStatusChange {
   peer: PeerLike
   from: HealthStatus
@@ -93,6 +98,7 @@ const STATUS_NAMES: readonly HealthStatus[] = [HealthStatus.UNKNOWN, HealthStatu
  */
 export class HealthMonitor {
   readonly config: Readonly<ResolvedHealthMonitorConfig>
+  /** @internal */
   readonly registry: PeerTable
   /** Subscribes to status changes; returns a disposable */
   readonly onStatusChange: (listener: Listener<HealthStatusChange>) => Disposable
@@ -145,6 +151,7 @@ export class HealthMonitor {
     return this.status(this.registry.find(peer), this.clock.now())
   }
 
+  /** Whether the peer's status is HEALTHY (UNKNOWN is not) */
   isHealthy (peer: PeerLike): boolean {
     return this.getHealthStatus(peer) === HealthStatus.HEALTHY
   }
@@ -173,6 +180,7 @@ export class HealthMonitor {
     return all
   }
 
+  /** Counts per status and mean success rate and response time over every peer with a fresh record */
   getHealthStats (): HealthStats {
     const now = this.clock.now()
     const stats: HealthStats = {
@@ -253,6 +261,8 @@ export class HealthMonitor {
   /**
    * Records one request against a peer's record. NEUTRAL outcomes are ignored. The caller has
    * already marked the record used. `err` is kept as `lastError` on failure.
+   *
+   * @internal
    */
   record (record: PeerRecord, now: number, responseTimeMs: number, outcome: Outcome, err?: unknown): void {
     if (this.closed || outcome === Outcome.NEUTRAL) {
@@ -285,7 +295,7 @@ export class HealthMonitor {
     }
   }
 
-  /** The status of a record at `now`; UNKNOWN for none, an empty or a stale one */
+  /** The status of a record at `now`; UNKNOWN for none, an empty or a stale one @internal */
   status (record: PeerRecord | undefined, now: number): HealthStatus {
     const health = record?.health
     if (!isLive(health, now, this.config.maxAge)) {

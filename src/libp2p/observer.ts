@@ -53,7 +53,7 @@ export type AbuseReason = 'protocol_error' | 'unrequested' | 'inbound_streams' |
 export interface BitswapObserverInit extends WantLedgerInit, InboundLimitsInit {
   /** The time base of every timestamp; the scheduler's clock */
   clock: Clock
-  /** The service's shared timer: the observer keeps at most one entry in it */
+  /** The service's shared timer: the observer keeps at most one entry in it @internal */
   scheduler: DeadlineScheduler
 
   /**

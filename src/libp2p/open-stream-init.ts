@@ -26,6 +26,7 @@ export interface OpenStreamGuardComponents {
   logger: ComponentLogger
 }
 
+/** Deadlines for outbound Bitswap stream opens: adaptive per peer, from its open times, identify time and RTT */
 export interface OpenStreamGuardInit {
   /**
    * Protocols whose opens are guarded
@@ -117,6 +118,7 @@ export interface OpenStreamGuardInit {
    * Share one timer with other deadline users. The guard never stops a scheduler it was given.
    *
    * @default a scheduler of its own
+   * @internal
    */
   scheduler?: DeadlineScheduler
 

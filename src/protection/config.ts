@@ -83,6 +83,7 @@ export const DEFAULT_ENABLE_HEALTH_BASED_TRIPPING = true
 /** Auto-tune trip sensitivity and ramp speed (ours: see auto-tune.ts for each rule's reason) */
 export const DEFAULT_ENABLE_AUTO_TUNING = true
 
+/** Population-level checks: cap on open circuits, local-network suspicion, outlier detection */
 export interface PopulationGuardInit {
   /**
    * The most OPEN or HALF_OPEN circuits, as a share of the tracked peers: a trip is allowed while
@@ -156,6 +157,7 @@ export interface PopulationGuardInit {
 /** @deprecated use `PopulationGuardInit` */
 export type PopulationGuardConfig = PopulationGuardInit
 
+/** `PopulationGuardInit` validated, every default filled in */
 export interface ResolvedPopulationGuardConfig {
   maxOpenShare: number
   localFailureShare: number
@@ -199,6 +201,7 @@ export function resolvePopulationGuardConfig (config: PopulationGuardInit = {}, 
   }
 }
 
+/** Bounds of per-peer auto-tuning of trip sensitivity and recovery ramp speed */
 export interface AutoTuneInit {
   /**
    * Length (ms) of the windows in which each peer's requests are counted
@@ -260,6 +263,7 @@ export interface AutoTuneInit {
 /** @deprecated use `AutoTuneInit` */
 export type AutoTuneConfig = AutoTuneInit
 
+/** `AutoTuneInit` validated, every default filled in */
 export interface ResolvedAutoTuneConfig {
   rateWindow: number
   rateSmoothing: number

@@ -29,7 +29,7 @@ export class ProtectionEmitter extends TypedEventEmitter<ProtectionEvents> {
   private holding = 0
   private readonly held: Array<() => void> = []
 
-  /** Dispatches `detail` as `type` if anyone listens (held while a transition is being reported) */
+  /** Dispatches `detail` as `type` if anyone listens (held while a transition is being reported) @internal */
   emit<K extends keyof ProtectionEvents> (type: K, detail: Detail<K>): void {
     if (this.listenerCount(type) === 0) {
       return
@@ -41,7 +41,7 @@ export class ProtectionEmitter extends TypedEventEmitter<ProtectionEvents> {
     this.safeDispatchEvent(type, { detail })
   }
 
-  /** Runs `fn` (which reports a transition) and then sends what it held back */
+  /** Runs `fn` (which reports a transition) and then sends what it held back @internal */
   reportTransition (fn: () => void): void {
     this.holding++
     try {
@@ -60,6 +60,8 @@ export class ProtectionEmitter extends TypedEventEmitter<ProtectionEvents> {
   /**
    * `listener` for every `type` event, cockatiel style: the returned handle unsubscribes. A
    * throwing listener is contained (the engine's state is already consistent).
+   *
+   * @internal
    */
   listen<K extends keyof ProtectionEvents> (type: K, listener: (detail: Detail<K>) => void): Disposable {
     const handler = (evt: ProtectionEvents[K]): void => {

@@ -40,11 +40,14 @@ export type { CircuitStateCounts, OverallStatus, PeerSnapshot, PeerStatus, Prote
  */
 export class BitswapProtectionManager extends ProtectionEmitter implements PermitOwner {
   readonly clock: Clock
+  /** @internal */
   readonly registry: PeerTable
   readonly circuitBreaker: BitswapCircuitBreaker
   readonly healthMonitor: HealthMonitor
   readonly recoveryManager: RecoveryManager
+  /** @internal */
   readonly populationGuard: PopulationGuard
+  /** @internal */
   readonly autoTune: AutoTune
   private readonly enableAutoRecovery: boolean
   private readonly enableHealthBasedTripping: boolean
@@ -174,7 +177,7 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
     return admission
   }
 
-  /** `Permit.settle` of the permits this manager gave */
+  /** `Permit.settle` of the permits this manager gave @internal */
   settlePermit (permit: Permit, outcome: Outcome, latencyMs: number, err: unknown, now: number | undefined): void {
     const record = permit.record
     if (record !== undefined) {
@@ -272,10 +275,12 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
     return result
   }
 
+  /** The peer's circuit state; CLOSED for an unknown peer */
   circuitState (peer: PeerLike): CircuitState {
     return this.circuitBreaker.getPeerState(peer)
   }
 
+  /** When the peer's OPEN circuit lets probes through (Infinity while isolated, 0 when not OPEN) */
   openUntil (peer: PeerLike): number {
     return this.circuitBreaker.getPeerOpenUntil(peer)
   }
@@ -373,6 +378,7 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
     return prepared
   }
 
+  /** Everything known about one peer: circuit, counts, health, recovery, tuned values */
   getPeerStatus (peer: PeerLike): PeerStatus {
     const now = this.clock.now()
     const record = this.registry.find(peer)
@@ -390,6 +396,7 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
     }
   }
 
+  /** Counts over every tracked peer: circuit states, health, recovery, rejections, trips */
   getOverallStatus (): OverallStatus {
     const now = this.clock.now()
     return overallStatus({

@@ -44,6 +44,7 @@ export interface PrepareSnapshotOptions {
   isValidPeer?: (peer: string) => boolean
 }
 
+/** What `restore()` made of a snapshot: the entries it took, in priority order, and what it skipped or dropped */
 export interface PreparedSnapshot {
   /** The entries to restore, in priority order; `openUntil` already clamped */
   entries: PeerSnapshot[]

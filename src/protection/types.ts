@@ -7,6 +7,7 @@ import type { PeerLike } from '../peers/peer-key.ts'
 import type { RecoveryStats } from '../recovery/recovery-manager.ts'
 import type { CircuitState, HealthStatus } from '../states.ts'
 
+/** The manager's runtime plumbing (not config): clock and random source, injectable for tests */
 export interface ProtectionManagerOptions {
   clock?: Clock
   random?: RandomSource
@@ -34,6 +35,7 @@ export interface CircuitStateCounts {
   halfOpen: number
 }
 
+/** Counts over every tracked peer, from `getOverallStatus()` */
 export interface OverallStatus {
   totalPeers: number
   circuitStates: CircuitStateCounts
@@ -48,6 +50,7 @@ export interface OverallStatus {
   restored: RestoreStats | undefined
   /** More than 80 % of known peers healthy and fewer than 20 % of circuits open (the Go original's rule) */
   isHealthy(): boolean
+  /** One line for logs: peers, healthy share, recovering peers, open circuits */
   getSummary(): string
 }
 
@@ -69,6 +72,7 @@ export interface ProtectionSnapshot {
   peers: PeerSnapshot[]
 }
 
+/** Options of `restore()` */
 export interface RestoreOptions {
   /** How the snapshot is named in errors (default `snapshot`) */
   path?: string

@@ -48,9 +48,13 @@ const MAX_COUNT = 0xFFFF
  */
 export class RecoveryManager implements RecordKeeper {
   readonly config: Readonly<ResolvedRecoveryConfig>
+  /** @internal */
   readonly registry: PeerTable
+  /** Subscribes to recovery starts (a deferred one when it begins); returns a disposable */
   readonly onRecoveryStart: (listener: Listener<RecoveryEvent>) => Disposable
+  /** Subscribes to recoveries that completed (full traffic again); returns a disposable */
   readonly onRecoveryComplete: (listener: Listener<RecoveryEvent>) => Disposable
+  /** Subscribes to recoveries that failed, by failures or timeout; returns a disposable */
   readonly onRecoveryFailed: (listener: Listener<RecoveryFailedEvent>) => Disposable
 
   private readonly clock: Clock
@@ -126,6 +130,7 @@ export class RecoveryManager implements RecordKeeper {
     return this.rate(this.registry.find(peer), this.clock.now())
   }
 
+  /** Whether the peer is ramping up now (a deferred start does not count until it begins) */
   isRecovering (peer: PeerLike): boolean {
     return this.recovering(this.registry.find(peer), this.clock.now())
   }
@@ -157,6 +162,7 @@ export class RecoveryManager implements RecordKeeper {
     }
   }
 
+  /** Counts of peers per recovery phase, recoveries completed and failed, and the mean rate */
   getRecoveryStats (): RecoveryStats {
     const now = this.clock.now()
     const stats: RecoveryStats = {
@@ -242,7 +248,7 @@ export class RecoveryManager implements RecordKeeper {
 
   // -- record-level API (hot path: no peer lookup, no allocation unless an event fires) --
 
-  /** See `startRecovery` */
+  /** See `startRecovery` @internal */
   start (record: PeerRecord | undefined, now: number): boolean {
     if (this.closed || record === undefined) {
       return false
@@ -277,7 +283,7 @@ export class RecoveryManager implements RecordKeeper {
    * the peer by itself. A running recovery becomes CANCELLED (the cooldown counts from now), a
    * deferred start is withdrawn, and a failed recovery's hold at rate 0 is released, so that the
    * circuit's HALF_OPEN probes can get through. No event and no count. Returns whether anything
-   * changed.
+   * changed. @internal
    */
   cancel (record: PeerRecord | undefined, now: number): boolean {
     const ramp = record?.recovery
@@ -301,7 +307,7 @@ export class RecoveryManager implements RecordKeeper {
   /**
    * Whether a request may go ahead now, counting it for the ramp. True when the peer has no
    * restriction (never recovered, completed, cancelled, untracked, or closed); false after a failed
-   * recovery until a new one starts.
+   * recovery until a new one starts. @internal
    */
   allow (record: PeerRecord | undefined, now: number): boolean {
     const ramp = record?.recovery
@@ -329,7 +335,7 @@ export class RecoveryManager implements RecordKeeper {
     return false
   }
 
-  /** Records an admitted request's outcome (neutral outcomes should not be recorded at all) */
+  /** Records an admitted request's outcome (neutral outcomes should not be recorded at all) @internal */
   record (record: PeerRecord, now: number, success: boolean): void {
     const ramp = record.recovery
     if (this.closed || ramp === undefined) {
@@ -362,7 +368,7 @@ export class RecoveryManager implements RecordKeeper {
     }
   }
 
-  /** The fraction admitted now: 1 with no restriction (or no record), 0 after a failed recovery */
+  /** The fraction admitted now: 1 with no restriction (or no record), 0 after a failed recovery @internal */
   rate (record: PeerRecord | undefined, now: number): number {
     const ramp = record?.recovery
     if (this.closed || record === undefined || ramp === undefined) {
@@ -372,7 +378,7 @@ export class RecoveryManager implements RecordKeeper {
     return this.currentRate(ramp, now)
   }
 
-  /** Whether the peer is ramping up now (a deferred start is not running yet) */
+  /** Whether the peer is ramping up now (a deferred start is not running yet) @internal */
   recovering (record: PeerRecord | undefined, now: number): boolean {
     const ramp = record?.recovery
     if (this.closed || record === undefined || ramp === undefined || ramp.phase === NONE) {
@@ -383,7 +389,7 @@ export class RecoveryManager implements RecordKeeper {
 
   // -- RecordKeeper --
 
-  /** Not while recovering, deferred or cooling down (see `rampEvictable`) */
+  /** Not while recovering, deferred or cooling down (see `rampEvictable`) @internal */
   evictable (record: PeerRecord, now: number): boolean {
     return record.recovery === undefined || rampEvictable(record.recovery, this.config, now)
   }

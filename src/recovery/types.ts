@@ -41,6 +41,7 @@ export interface RecoveryState {
   strategy: RecoveryStrategy
 }
 
+/** Recovery counts over every peer (for `getRecoveryStats()` and the overall status) */
 export interface RecoveryStats {
   /** Peers with a recovery record (running, deferred or finished) */
   totalPeers: number
@@ -54,15 +55,18 @@ export interface RecoveryStats {
   averageRecoveryRate: number
 }
 
+/** What `onRecoveryStart` and `onRecoveryComplete` listeners get */
 export interface RecoveryEvent {
   peer: PeerLike
 }
 
+/** What `onRecoveryFailed` listeners get: the peer, and whether failures or the timeout ended it */
 export interface RecoveryFailedEvent {
   peer: PeerLike
   reason: RecoveryFailureReason
 }
 
+/** The manager's runtime plumbing (not config): its clock, and the bound of a peer table of its own */
 export interface RecoveryManagerOptions {
   /** @default the registry's clock, else systemClock */
   clock?: Clock
@@ -71,6 +75,8 @@ export interface RecoveryManagerOptions {
    * A peer table shared with the other per-peer components (breaker, health). Without one the
    * manager creates its own, which forgets a finished recovery once idle for twice
    * `maxRecoveryTime` (the Go original's cleanup age); `maxPeers` then applies to it.
+   *
+   * @internal
    */
   registry?: PeerTable
 
@@ -83,6 +89,7 @@ export interface RecoveryManagerOptions {
    * (`maxRecoveryTime`, the cooldown) stay in real time.
    *
    * @default () => 1
+   * @internal
    */
   rampSpeed?: (record: PeerRecord, at: number) => number
 }
