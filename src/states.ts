@@ -1,8 +1,10 @@
 /**
  * The string values of states, statuses and strategies. Each is also a constant object so callers
  * can write `CircuitState.OPEN` and still compare with plain strings.
+ * @packageDocumentation
  */
 
+/** A circuit's state: CLOSED lets requests through, OPEN refuses them, HALF_OPEN admits a few probes */
 export const CircuitState = {
   CLOSED: 'CLOSED',
   OPEN: 'OPEN',
