@@ -55,6 +55,8 @@ export async function runOverhead (options: { rounds: number, warmup: number, op
   const opossum = new Opossum(work)
   const consecutive = circuitBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) })
   const sampling = circuitBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new SamplingBreaker({ threshold: 0.2, duration: 10_000 }) })
+  // the stream libp2p made, as the gating decision reads it (restamped every round)
+  const stream = { timeline: { open: Date.now() } }
 
   async function bareAwait (n: number): Promise<void> {
     for (let i = 0; i < n; i++) {
@@ -76,17 +78,18 @@ export async function runOverhead (options: { rounds: number, warmup: number, op
       await manager.executeRequest(peer, work)
     }
   }
-  // what the service does per Bitswap stream: admit (no recovery throttle), the stream, settle
+  // what the service does per Bitswap stream: admit (no recovery throttle) at the time libp2p
+  // stamped the stream with (`stream.timeline.open`, its own Date.now()), the stream, settle
   async function gatingDecision (n: number): Promise<void> {
     for (let i = 0; i < n; i++) {
-      const admission = gate.admit(peer, false)
+      const admission = gate.admit(peer, false, stream.timeline.open)
       await work()
       settleAdmitted(admission)
     }
   }
   async function gatingDecisionSync (n: number): Promise<void> {
     for (let i = 0; i < n; i++) {
-      settleAdmitted(gate.admit(peer, false))
+      settleAdmitted(gate.admit(peer, false, stream.timeline.open))
     }
   }
   async function opossumFire (n: number): Promise<void> {
@@ -120,6 +123,7 @@ export async function runOverhead (options: { rounds: number, warmup: number, op
 
   for (let round = 0; round < options.warmup + options.rounds; round++) {
     const measured = round >= options.warmup
+    stream.timeline.open = Date.now()
     for (const [name, loop] of rotated(variants, round)) {
       const started = performance.now()
       await loop(options.ops)

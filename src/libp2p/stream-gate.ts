@@ -1,3 +1,4 @@
+import { systemClock } from '../clock.ts'
 import { InboundLimitError } from '../errors.ts'
 import { TransitionReason } from '../breaker/core.ts'
 import { UNTRACKED_PERMIT } from '../breaker/permit.ts'
@@ -46,6 +47,8 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
   private readonly connections: OpenStreamGuardComponents['connectionManager']
   private readonly drops = new ConnectionDrops()
   private readonly releaser: WantReleaser | undefined
+  /** On the system clock a stream's own `timeline.open` (libp2p's Date.now()) is the admission time */
+  private readonly streamTime: boolean
 
   constructor (components: OpenStreamGuardComponents, config: ResolvedServiceConfig, protection: BitswapProtectionManager, scheduler: DeadlineScheduler, metrics: ServiceMetrics, log: Logger, releaser?: WantReleaser) {
     this.protection = protection
@@ -65,6 +68,7 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
     this.cleanClose = this.observer == null ? Outcome.SUCCESS : Outcome.NEUTRAL
     this.connections = components.connectionManager
     this.releaser = releaser
+    this.streamTime = protection.clock === systemClock
   }
 
   /**
@@ -104,7 +108,9 @@ export class StreamGate implements OpenStreamGate, StreamOutcomeSink, ObserverSi
       return
     }
     // the recovery ramp limits concurrent opens (ramp-limiter.ts) instead of refusing streams
-    const now = this.protection.clock.now()
+    // no clock read of our own: libp2p stamped the stream when it made it, before negotiation
+    const opened = this.streamTime ? stream.timeline?.open : undefined
+    const now = typeof opened === 'number' ? opened : this.protection.clock.now()
     const admission = this.protection.admit(peer, false, now)
     if (!admission.admitted) {
       this.countRefusal(outbound, admission)

@@ -83,7 +83,10 @@ export class PeerTable {
     const key = peerKey(peer)
     let record = this.records.get(key)
     if (record !== undefined) {
-      record.lastSeen = now
+      // a caller's timestamp may be a little older than one already seen (a stream's open time)
+      if (now > record.lastSeen) {
+        record.lastSeen = now
+      }
       record.mark = USED
       if (typeof peer !== 'string' && typeof record.peer === 'string') {
         // known by its string (e.g. restored from a snapshot): keep the PeerId from now on
@@ -103,7 +106,9 @@ export class PeerTable {
 
   /** Marks a record as used (for idle expiry and eviction order) */
   touch (record: PeerRecord, now: number): void {
-    record.lastSeen = now
+    if (now > record.lastSeen) {
+      record.lastSeen = now
+    }
     record.mark = USED
   }
 
