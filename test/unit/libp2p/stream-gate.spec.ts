@@ -26,7 +26,8 @@ function gateOver (clock: Clock | undefined): { gate: StreamGate, protection: Bi
     logger: defaultLogger()
   } as unknown as OpenStreamGuardComponents
   const scheduler = new DeadlineScheduler({ clock: protection.clock })
-  const metrics = new ServiceMetrics(undefined, { circuitStates: () => ({ closed: 0, open: 0, halfOpen: 0 }), healthStates: () => ({ healthy: 0, degraded: 0, unhealthy: 0, unknown: 0 }), localNetworkSuspected: () => 0 })
+  // without libp2p metrics the source is never read
+  const metrics = new ServiceMetrics(undefined, {} as unknown as ConstructorParameters<typeof ServiceMetrics>[1])
   return { gate: new StreamGate(components, config, protection, scheduler, metrics, components.logger.forComponent('test')), protection }
 }
 
