@@ -7,6 +7,40 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 /** it-length-prefixed's limit on the length prefix itself */
 const MAX_LENGTH_LENGTH = 8
 
+/** A view keeping alive a buffer more than this many times its own length is copied before it is held */
+const MAX_PIN_RATIO = 2
+
+/**
+ * The chunk with each view that pins a buffer over twice its length replaced by a copy (the chunk
+ * itself when none does). noise decrypts messages under 1200 bytes in place, so the 29-byte tail of
+ * a yamux frame kept a whole 64 KiB socket read alive: held partial frames cost twice what they counted.
+ * (A copy, not `slice()`: on a Node Buffer that is another view.)
+ */
+export function unpinned (chunk: Uint8Array | Uint8ArrayList): Uint8Array | Uint8ArrayList {
+  if (chunk instanceof Uint8Array) {
+    return pins(chunk) ? new Uint8Array(chunk) : chunk
+  }
+  let pinning = false
+  for (const view of chunk) {
+    if (pins(view)) {
+      pinning = true
+      break
+    }
+  }
+  if (!pinning) {
+    return chunk
+  }
+  const copy = new Uint8ArrayList()
+  for (const view of chunk) {
+    copy.append(pins(view) ? new Uint8Array(view) : view)
+  }
+  return copy
+}
+
+function pins (view: Uint8Array): boolean {
+  return view.buffer.byteLength > view.byteLength * MAX_PIN_RATIO
+}
+
 export interface FrameDecoderInit {
   /** Largest frame body accepted, in bytes (default 4 MiB, as @helia/bitswap) */
   maxMessageSize?: number
@@ -65,6 +99,14 @@ export class FrameDecoder {
   /** Bytes received and not yet returned as frames (prefixes included) */
   get bufferedBytes (): number {
     return this.buffer.byteLength
+  }
+
+  /**
+   * Bytes the partial frame will take once whole (prefix and announced body; while the prefix is
+   * incomplete, the bytes buffered). Read after `next()` returned undefined.
+   */
+  get frameBytes (): number {
+    return this.bodyLength < 0 ? this.buffer.byteLength : this.prefixLength + this.bodyLength
   }
 
   /** True when no partial frame is buffered: a clean point for the stream to end */

@@ -13,8 +13,8 @@ import {
  */
 
 /**
- * No one peer may hold more than this share of the partial-frame budget (16 MiB at the default, four of helia's
- * largest messages half-received at once): a single identity pinning frames just under the shared
+ * No one peer may announce partial frames over this share of the partial-frame budget (16 MiB at the
+ * default, four of helia's largest messages): a single identity pinning frames just under the shared
  * limit would otherwise sit there until helia's 10 s receive timeout
  */
 export const PEER_SHARE_OF_BUFFERED = 0.25
@@ -44,8 +44,9 @@ export interface InboundLimitsInit {
 
   /**
    * Bytes of partly received frames held for all peers together. Past it, the peer holding the most
-   * has its streams with partial frames aborted and its circuit opened, until the total fits again;
-   * a peer holding more than a quarter of it on its own goes the same way.
+   * has its streams with partial frames aborted and its circuit opened, until the total fits again.
+   * A peer whose partial frames announce (by their length prefixes) more than a quarter of it goes
+   * the same way, before their bodies arrive.
    *
    * @default 67108864 (64 MiB)
    */
@@ -78,6 +79,8 @@ export class InboundUsage {
   refilledAt: number
   /** Bytes of this peer's partly received frames we hold now (counted in the shared budget) */
   buffered = 0
+  /** Bytes those frames will take once whole, by their length prefixes (counted in its share) */
+  announced = 0
 
   constructor (tokens: number, entries: number, now: number) {
     this.tokens = tokens
@@ -145,11 +148,22 @@ export class InboundLimits {
     return true
   }
 
-  /** The peer now holds `delta` more (or fewer) bytes of partial frames; true while its share and the total fit */
-  hold (usage: InboundUsage, delta: number): boolean {
+  /**
+   * The peer now holds `delta` more (or fewer) bytes of partial frames, which announce `announced`
+   * more (or fewer) once whole; true while its share and the total fit. The share counts what the
+   * sender announced, which costs only the sender; the total counts real bytes, so that no one can
+   * push another peer's frames out with prefixes alone.
+   */
+  hold (usage: InboundUsage, delta: number, announced = delta): boolean {
     usage.buffered += delta
+    usage.announced += announced
     this.buffered += delta
-    return this.buffered <= this.maxBuffered && usage.buffered <= this.maxBufferedPerPeer
+    return this.buffered <= this.maxBuffered && usage.announced <= this.maxBufferedPerPeer
+  }
+
+  /** Whether the peer's partial frames announce more than its share */
+  overShare (usage: InboundUsage): boolean {
+    return usage.announced > this.maxBufferedPerPeer
   }
 
   /** Whether the partial frames of every peer together fit the shared budget */
@@ -159,7 +173,7 @@ export class InboundLimits {
 
   /** No stream open and the budgets full again: the record holds nothing worth keeping */
   idle (usage: InboundUsage, now: number): boolean {
-    if (usage.streams > 0 || usage.buffered > 0) {
+    if (usage.streams > 0 || usage.buffered > 0 || usage.announced > 0) {
       return false
     }
     this.refill(usage, now)

@@ -1,3 +1,4 @@
+import { unpinned } from '../bitswap/frames.ts'
 import type { FrameDecoder } from '../bitswap/frames.ts'
 import type { ObserverCore, PeerEntry } from './observer-core.ts'
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
@@ -65,6 +66,8 @@ export class InboundObservation {
   decoder: FrameDecoder | undefined
   /** Bytes of its partial frame counted in the shared budget */
   held = 0
+  /** Bytes that frame will take once whole, counted in its peer's share */
+  announced = 0
   /** We aborted the stream: nothing more is delivered */
   failed = false
   /** Counted in the peer's open streams */
@@ -178,7 +181,10 @@ export class InboundObservation {
     if (evt !== this.lastEvent) {
       this.lastEvent = evt
       if (!this.failed) {
-        return this.core.received(this, (evt as StreamMessageEvent).data)
+        const message = evt as StreamMessageEvent
+        // before Bitswap's decoder and ours keep it: a partial frame must not pin more than it counts
+        message.data = unpinned(message.data)
+        return this.core.received(this, message.data)
       }
     }
     return !this.failed

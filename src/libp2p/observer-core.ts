@@ -94,7 +94,7 @@ export class ObserverCore implements WantOutcomeSink {
   /** Drops the least recent peer without open inbound streams (with none, the bound stretches) */
   private evictIdle (): void {
     for (const entry of this.peers.values()) {
-      if (entry.streams === 0 && entry.buffered === 0) {
+      if (entry.streams === 0 && entry.buffered === 0 && entry.announced === 0) {
         this.forget(entry)
         return
       }
@@ -232,33 +232,36 @@ export class ObserverCore implements WantOutcomeSink {
       this.refuse(observation, reason, error)
       return false
     }
-    if (!this.hold(observation, decoder.bufferedBytes)) {
+    if (!this.hold(observation, decoder.bufferedBytes, decoder.frameBytes)) {
       return !observation.failed
     }
     return true
   }
 
   /**
-   * Counts the stream's partial frame (`bytes`) in its peer's share of the shared budget; when the
-   * total no longer fits, the peer holding the most loses its partial frames until it does. False
-   * when that happened (the stream may be among those aborted).
+   * Counts the stream's partial frame (`bytes` held, `announced` once whole) in the shared budget and
+   * its peer's share; a peer announcing more than its share loses its partial frames, and when the
+   * total no longer fits, so does the peer holding the most, until it does. False when that happened
+   * (the stream may be among those aborted).
    */
-  private hold (observation: InboundObservation, bytes: number): boolean {
+  private hold (observation: InboundObservation, bytes: number, announced: number): boolean {
     const entry = observation.entry
     const delta = bytes - observation.held
-    if (delta === 0) {
+    const announcedDelta = announced - observation.announced
+    if (delta === 0 && announcedDelta === 0) {
       return true
     }
     observation.held = bytes
+    observation.announced = announced
     if (bytes > 0) {
       (entry.partial ??= new Set()).add(observation)
     } else {
       entry.partial?.delete(observation)
     }
-    if (this.limits.hold(entry, delta)) {
+    if (this.limits.hold(entry, delta, announcedDelta)) {
       return true
     }
-    if (entry.buffered > this.limits.maxBufferedPerPeer) {
+    if (this.limits.overShare(entry)) {
       this.evictPartial(entry)
     }
     while (!this.limits.withinBuffered) {
@@ -286,9 +289,9 @@ export class ObserverCore implements WantOutcomeSink {
       this.release(observation)
       observation.stream.abort(err)
     }
-    if (entry.buffered > 0) {
+    if (entry.buffered > 0 || entry.announced > 0) {
       // bytes of streams no longer listed: forget them rather than evict this peer forever
-      this.limits.hold(entry, -entry.buffered)
+      this.limits.hold(entry, -entry.buffered, -entry.announced)
     }
     this.report(entry, 'inbound_memory', err)
   }
@@ -296,9 +299,10 @@ export class ObserverCore implements WantOutcomeSink {
   /** Drops the stream's partial frame and its share of the budget */
   release (observation: InboundObservation): void {
     observation.decoder?.reset()
-    if (observation.held !== 0 && observation.epoch === this.epoch) {
-      this.limits.hold(observation.entry, -observation.held)
+    if ((observation.held !== 0 || observation.announced !== 0) && observation.epoch === this.epoch) {
+      this.limits.hold(observation.entry, -observation.held, -observation.announced)
       observation.held = 0
+      observation.announced = 0
     }
     observation.entry.partial?.delete(observation)
   }

@@ -189,6 +189,30 @@ describe('hostile peers on real Helia nodes (TCP loopback)', function () {
     }
   })
 
+  it('6b. identities each within their share: the shared budget, counting bytes held, opens the largest holders', async () => {
+    const budget = 16 * MiB
+    const scene = await createScene(net, { attackers: 5, init: { observe: { maxInboundBufferedBytes: budget } } })
+    rss.rebase()
+    let held = 0
+    const sampler = setInterval(() => { held = Math.max(held, scene.service.getOverallStatus().observer?.bufferedBytes ?? 0) }, 5)
+    // two frames of 2 MiB − 64 announce just under each identity's 4 MiB share; five of them pass the budget
+    const [result, pinned] = await Promise.all([
+      scene.fetch(),
+      Promise.all(scene.attackers.map(async a => pinPartialFrames(a, scene.consumer, { streams: 2, frameSize: 2 * MiB - 64, bytesPerSecond: 8 * MiB, timeout: 8000 })))
+    ])
+    clearInterval(sampler)
+    const written = pinned.reduce((n, p) => n + p.bytes, 0)
+    console.log(`      held at most ${(held / MiB).toFixed(1)} MiB of ${(written / MiB).toFixed(1)} MiB pinned`)
+    assert.ok(held <= budget, `held ${held} bytes`)
+    assert.ok(written > budget, `only ${written} bytes written`)
+    assertHealthy(scene, result, 128)
+    await waitFor(() => scene.attackers.some(a => scene.everOpen(a)), { timeout: 5000, message: 'no attacker was opened' })
+    assert.ok((scene.service.getOverallStatus().observer?.memoryRefused ?? 0) >= 2)
+    for (const p of pinned) {
+      p.release()
+    }
+  })
+
   it('7. a byte flood is OPENed, never vetoed, and bytes past its token bucket never reach the handler', async () => {
     const rate = 8 * MiB
     const scene = await createScene(net, { attackers: 1, init: { observe: { maxInboundBytesPerSecond: rate } } })

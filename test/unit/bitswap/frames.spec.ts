@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { FrameTooLargeError, InvalidFrameError } from '../../../src/bitswap/errors.ts'
-import { DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder } from '../../../src/bitswap/frames.ts'
+import { DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder, unpinned } from '../../../src/bitswap/frames.ts'
 
 function uvarint (value: number): number[] {
   const out: number[] = []
@@ -199,5 +199,39 @@ describe('bitswap/frames', () => {
         assert.ok(err instanceof FrameTooLargeError || err instanceof InvalidFrameError, String(err))
       }
     }), { numRuns: 1000 })
+  })
+
+  describe('unpinned', () => {
+    const big = new Uint8Array(1000).map((_, i) => i % 251)
+
+    it('copies a view that keeps alive more than twice its length, and keeps one that does not', () => {
+      const tail = big.subarray(990)
+      const copied = unpinned(tail) as Uint8Array
+      assert.notEqual(copied, tail)
+      assert.equal(copied.buffer.byteLength, 10)
+      assert.deepEqual(copied, tail)
+      const most = big.subarray(400)
+      assert.equal(unpinned(most), most)
+    })
+
+    it('copies a Node Buffer view too (Buffer#slice would be another view of the same memory)', () => {
+      const tail = Buffer.from(big.buffer).subarray(995)
+      const copied = unpinned(tail) as Uint8Array
+      assert.equal(copied.buffer.byteLength, 5)
+      assert.deepEqual([...copied], [...tail])
+    })
+
+    it('returns a list without pinning views as it is, and otherwise one with only those copied', () => {
+      const whole = new Uint8Array(64).fill(7)
+      const clean = new Uint8ArrayList(whole, big.subarray(100))
+      assert.equal(unpinned(clean), clean)
+      const mixed = new Uint8ArrayList(whole, big.subarray(0, 20))
+      const out = unpinned(mixed) as Uint8ArrayList
+      assert.notEqual(out, mixed)
+      const views = [...out]
+      assert.equal(views[0], whole)
+      assert.equal(views[1].buffer.byteLength, 20)
+      assert.deepEqual(out.subarray(), mixed.subarray())
+    })
   })
 })

@@ -46,4 +46,18 @@ describe('InboundLimits', () => {
     limits.hold(b, -1)
     assert.equal(limits.idle(b, 0), true)
   })
+
+  it('checks a peer\'s share against the bytes its frames announce, and the total against the bytes held', () => {
+    const limits = new InboundLimits({ maxInboundBufferedBytes: 1000 })
+    const a = limits.usage(0)
+    assert.equal(limits.hold(a, 2, 200), true)
+    assert.equal(limits.hold(a, 2, 200), false, 'two prefixes announce 400 bytes of a 250-byte share')
+    assert.equal(limits.overShare(a), true)
+    assert.equal(limits.buffered, 4, 'the total counts only the bytes held')
+    assert.equal(limits.withinBuffered, true)
+    assert.equal(limits.idle(a, 0), false)
+    limits.hold(a, -4, -400)
+    assert.equal(limits.overShare(a), false)
+    assert.equal(limits.idle(a, 0), true)
+  })
 })

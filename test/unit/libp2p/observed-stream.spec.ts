@@ -125,6 +125,22 @@ describe('libp2p/observed-stream', () => {
       assert.equal(seenByLedger.at(-1), 3)
     })
 
+    it('hands the handler, and keeps, copies of small views that would pin a larger buffer (a socket read)', () => {
+      const fake = new FakeStream('inbound')
+      const stream = observer.wrapInbound(asStream(fake), alice)
+      const received: Chunk[] = []
+      stream.addEventListener('message', (evt) => { received.push(evt.data) })
+      // a partial frame: its prefix and a first byte of body, the tail of a 64 KiB read
+      const read = new Uint8Array(65536)
+      read.set([0x80, 0x01, 0x2a], 65533)
+      fake.deliver(new Uint8ArrayList(read.subarray(65533)))
+      assert.equal(observer.stats.bufferedBytes, 3)
+      const views = [...(received[0] as Uint8ArrayList)]
+      assert.equal(views.length, 1)
+      assert.equal(views[0].buffer.byteLength, 3)
+      assert.deepEqual([...views[0]], [0x80, 0x01, 0x2a])
+    })
+
     it('several listeners all get each chunk, observed once; a removed listener gets no more', () => {
       sendWants(alice, blocks.slice(0, 2))
       const fake = new FakeStream('inbound')

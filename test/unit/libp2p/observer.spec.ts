@@ -271,29 +271,50 @@ describe('libp2p/observer', () => {
         assert.equal(later.fake.status, 'open')
       })
 
-      it('holds partial frames in one budget for all peers: the largest holder loses its partial streams', () => {
+      it('a peer whose partial frames announce more than its share loses them before their bodies arrive', () => {
         setup({ maxInboundBufferedBytes: 4000 })
-        const prefix = Uint8Array.from([0x80, 0x40]) // an 8192-byte frame begins
+        const prefix = Uint8Array.from([0xc2, 0x03]) // a 450-byte frame begins: 452 bytes once whole
         const a1 = inbound(alice)
         const a2 = inbound(alice)
         const b1 = inbound(bob)
         a1.fake.deliver(prefix)
-        a1.fake.deliver(new Uint8Array(600))
-        b1.fake.deliver(prefix)
-        b1.fake.deliver(new Uint8Array(300))
         a2.fake.deliver(prefix)
-        a2.fake.deliver(new Uint8Array(300))
-        assert.equal(observer.stats.bufferedBytes, 1206)
-        // alice passes a quarter of the budget on her own: her partial streams go, bob's stays
-        a2.fake.deliver(new Uint8Array(200))
-        assert.equal(a1.fake.status, 'aborted')
-        assert.equal(a2.fake.status, 'aborted')
-        assert.equal(b1.fake.status, 'open')
-        assert.equal(observer.stats.bufferedBytes, 302)
+        b1.fake.deliver(prefix)
+        assert.equal(observer.stats.bufferedBytes, 6)
+        assert.equal(sink.abuses.length, 0)
+        // a third frame announces 1356 bytes of alice's 1000-byte share: her partial streams go, bob's stays
+        const a3 = inbound(alice)
+        a3.fake.deliver(prefix)
+        assert.deepEqual([a1.fake.status, a2.fake.status, a3.fake.status, b1.fake.status], ['aborted', 'aborted', 'aborted', 'open'])
+        assert.equal(a3.received.length, 0)
+        assert.equal(observer.stats.bufferedBytes, 2)
+        assert.equal(observer.stats.memoryRefused, 3)
         assert.deepEqual(sink.abuses.map(a => [a.peer, a.reason]), [[alice.toString(), 'inbound_memory']])
         // a stream ending gives its bytes back
         b1.fake.end()
         assert.equal(observer.stats.bufferedBytes, 0)
+      })
+
+      it('counts real bytes in the shared budget: prefixes alone push no one out; past it, the largest holder goes', async () => {
+        setup({ maxInboundBufferedBytes: 1000 })
+        const peers = await Promise.all(Array.from({ length: 7 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))))
+        const prefix = Uint8Array.from([0xf0, 0x01]) // a 240-byte frame begins: 242 of a 250-byte share
+        const streams = peers.map(peer => inbound(peer))
+        streams[0].fake.deliver(prefix)
+        streams[0].fake.deliver(new Uint8Array(230))
+        for (const s of streams.slice(1, 6)) {
+          s.fake.deliver(prefix)
+          s.fake.deliver(new Uint8Array(150))
+        }
+        // 7 × 242 bytes announced, 994 held: within the budget
+        streams[6].fake.deliver(prefix)
+        assert.equal(observer.stats.bufferedBytes, 994)
+        assert.equal(sink.abuses.length, 0)
+        // 1014 held: the largest holder loses its frame, not the peer that sent last
+        streams[1].fake.deliver(new Uint8Array(20))
+        assert.deepEqual(streams.map(s => s.fake.status), ['aborted', 'open', 'open', 'open', 'open', 'open', 'open'])
+        assert.equal(observer.stats.bufferedBytes, 782)
+        assert.deepEqual(sink.abuses.map(a => [a.peer, a.reason]), [[peers[0].toString(), 'inbound_memory']])
       })
 
       it('aborts an admitted stream on its next chunk once its peer is OPEN (blocked)', () => {
