@@ -43,8 +43,9 @@ export interface InboundLimitsInit {
   maxInboundBurstBytes?: number
 
   /**
-   * Bytes of partly received frames held for all peers together. Past it, the peer holding the most
-   * has its streams with partial frames aborted and its circuit opened, until the total fits again.
+   * Bytes of partly received frames held for all peers together. Past it, every peer we never asked
+   * for anything and that never answered, then the peer holding the most, has its streams with
+   * partial frames aborted and its circuit opened, until the total fits again.
    * A peer whose partial frames announce (by their length prefixes) more than a quarter of it goes
    * the same way, before their bodies arrive.
    *

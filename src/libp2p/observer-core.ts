@@ -120,11 +120,9 @@ export class ObserverCore implements WantOutcomeSink {
     if (entry.removed || entry.streams > 0 || !this.limits.idle(entry, this.scheduler.now())) {
       return
     }
-    const key = entry.key
-    const ledger = this.ledger
-    if (ledger.peerWants(key) === 0 && ledger.peerLatency(key, 'block') === undefined && ledger.peerLatency(key, 'presence') === undefined) {
+    if (this.stranger(entry.key)) {
       entry.removed = true
-      this.peers.delete(key)
+      this.peers.delete(entry.key)
     }
   }
 
@@ -241,8 +239,8 @@ export class ObserverCore implements WantOutcomeSink {
   /**
    * Counts the stream's partial frame (`bytes` held, `announced` once whole) in the shared budget and
    * its peer's share; a peer announcing more than its share loses its partial frames, and when the
-   * total no longer fits, so does the peer holding the most, until it does. False when that happened
-   * (the stream may be among those aborted).
+   * total no longer fits, so does every stranger, then the peer holding the most, until it does.
+   * False when that happened (the stream may be among those aborted).
    */
   private hold (observation: InboundObservation, bytes: number, announced: number): boolean {
     const entry = observation.entry
@@ -264,6 +262,14 @@ export class ObserverCore implements WantOutcomeSink {
     if (this.limits.overShare(entry)) {
       this.evictPartial(entry)
     }
+    if (!this.limits.withinBuffered) {
+      // over budget, strangers (never asked, never answered: no frame of theirs can be an answer) all go first
+      for (const peer of this.peers.values()) {
+        if (peer.buffered > 0 && this.stranger(peer.key)) {
+          this.evictPartial(peer)
+        }
+      }
+    }
     while (!this.limits.withinBuffered) {
       let largest: PeerEntry | undefined
       for (const peer of this.peers.values()) {
@@ -277,6 +283,12 @@ export class ObserverCore implements WantOutcomeSink {
       this.evictPartial(largest)
     }
     return false
+  }
+
+  /** The ledger knows no want we sent the peer and no answer from it */
+  private stranger (key: string): boolean {
+    const ledger = this.ledger
+    return ledger.peerWants(key) === 0 && ledger.peerLatency(key, 'block') === undefined && ledger.peerLatency(key, 'presence') === undefined
   }
 
   /** Aborts every stream of `entry` holding a partial frame and reports it, once */

@@ -298,6 +298,10 @@ describe('libp2p/observer', () => {
       it('counts real bytes in the shared budget: prefixes alone push no one out; past it, the largest holder goes', async () => {
         setup({ maxInboundBufferedBytes: 1000 })
         const peers = await Promise.all(Array.from({ length: 7 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))))
+        // peers we asked for blocks: their frames may be answers, so none is a stranger to drop first
+        for (const peer of peers) {
+          sendWants(peer, blocks.slice(0, 1))
+        }
         const prefix = Uint8Array.from([0xf0, 0x01]) // a 240-byte frame begins: 242 of a 250-byte share
         const streams = peers.map(peer => inbound(peer))
         streams[0].fake.deliver(prefix)
@@ -315,6 +319,28 @@ describe('libp2p/observer', () => {
         assert.deepEqual(streams.map(s => s.fake.status), ['aborted', 'open', 'open', 'open', 'open', 'open', 'open'])
         assert.equal(observer.stats.bufferedBytes, 782)
         assert.deepEqual(sink.abuses.map(a => [a.peer, a.reason]), [[peers[0].toString(), 'inbound_memory']])
+      })
+
+      it('past the shared budget, strangers (never asked, never answered) lose all their partial frames first', async () => {
+        setup({ maxInboundBufferedBytes: 1000 })
+        const strangers = await Promise.all(Array.from({ length: 5 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))))
+        sendWants(alice, blocks.slice(0, 1))
+        const prefix = Uint8Array.from([0xf0, 0x01]) // a 240-byte frame begins
+        const answer = inbound(alice)
+        answer.fake.deliver(prefix)
+        answer.fake.deliver(new Uint8Array(230))
+        const pushed = strangers.map(peer => inbound(peer))
+        for (const s of pushed) {
+          s.fake.deliver(prefix)
+          s.fake.deliver(new Uint8Array(150))
+        }
+        assert.equal(observer.stats.bufferedBytes, 992)
+        // 1012 held: alice holds the most, but every stranger goes and her answer stays
+        pushed[0].fake.deliver(new Uint8Array(20))
+        assert.equal(answer.fake.status, 'open')
+        assert.deepEqual(pushed.map(s => s.fake.status), ['aborted', 'aborted', 'aborted', 'aborted', 'aborted'])
+        assert.equal(observer.stats.bufferedBytes, 232)
+        assert.deepEqual(sink.abuses.map(a => a.peer).sort(), strangers.map(p => p.toString()).sort())
       })
 
       it('aborts an admitted stream on its next chunk once its peer is OPEN (blocked)', () => {
