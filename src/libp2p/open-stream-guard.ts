@@ -370,8 +370,8 @@ export class OpenStreamGuard<T = Permit> {
     open.callerSignal?.removeEventListener('abort', open)
     const state = open.peerState
     state.inFlight.remove(open.node)
-    // keep timing only for connected peers (dropped on disconnect)
-    if (state.inFlight.size === 0 && (state.detached || !state.known) &&
+    // keep timing, and a spent hold, only for connected peers (dropped on disconnect)
+    if (state.inFlight.size === 0 && (state.detached || (!state.known && !state.held)) &&
       this.peers.get(open.key) === state) {
       this.peers.delete(open.key)
     }

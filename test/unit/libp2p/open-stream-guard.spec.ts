@@ -558,6 +558,39 @@ describe('OpenStreamGuard', () => {
       assert.throws(() => handed.send(Uint8Array.of(2)), { name: 'StreamStateError' })
     })
 
+    it('once its first open has failed, no later open to the unproven peer waits', async () => {
+      cm.connect(peer)
+      makeGuard({ firstOpenHold: 100 })
+      const first = open(peer)
+      await clock.tickAsync(1000)
+      await first
+      assert.deepEqual(gate.failedCalls.map(c => c.err.name), ['OpenStreamDeadlineError'])
+      let later: Stream | undefined
+      void open(peer).then(s => { later = s })
+      await clock.tickAsync(0)
+      assert.ok(later != null, 'handed at once, no second hold')
+      assert.equal(cm.calls.length, 2, 'the real open is still tried')
+    })
+
+    it('holds once per connection: after a disconnect the new connection may hold once more', async () => {
+      cm.connect(peer)
+      makeGuard({ firstOpenHold: 100 })
+      const first = open(peer)
+      await clock.tickAsync(100)
+      await first
+      cm.calls[0].resolve(fakeStream())
+      await clock.tickAsync(0)
+      cm.connections.delete(peer.toString())
+      events.safeDispatchEvent('peer:disconnect', { detail: peer })
+      cm.connect(peer)
+      let again: Stream | undefined
+      void open(peer).then(s => { again = s })
+      await clock.tickAsync(99)
+      assert.equal(again, undefined, 'a new connection is unproven again')
+      await clock.tickAsync(1)
+      assert.ok(again != null)
+    })
+
     it('a peer with a completed open is never deferred; nor is one that must be dialled first', async () => {
       cm.connect(peer)
       makeGuard({ firstOpenHold: 100 })
