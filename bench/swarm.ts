@@ -1,26 +1,36 @@
 /**
  * Scenario 6 (issue 10): the eight-provider swarm (fixtures/swarm.ts: 3 healthy, reset, silent,
  * blackholed, 400 ms slow, flapping) against its three healthy providers alone, 400 × 4 KiB blocks,
- * `get` and a session, service off and on; plus the healthy three with only the blackholed one
- * (what a blackholed peer adds, in ms) and the session whose first five providers are silent.
+ * `get` and a session, service off and on; plus what a blackholed peer adds, in ms (the healthy
+ * three and a blackholed one for `get`; one healthy and a blackholed one for a session, asked
+ * first) and the session whose first five providers are silent.
  *
- * Every run uses fresh nodes (TCP) and fresh blocks; rounds go over every cell once, in a rotated
- * order, so slow periods of a shared machine hit all cells. Lost blocks are counted, not fatal.
+ * Every run uses fresh nodes (TCP) and fresh blocks, and the heap is collected after each; rounds go
+ * over every cell once, in a shuffled order (seeded by the round), so slow periods of a shared
+ * machine hit all cells and no cell always follows the same one (a rotation kept each cell behind
+ * the same neighbour, such as a 15 s stalled run). Lost blocks are counted, not fatal.
  */
 
 import { bitswapCircuitBreaker } from '../src/index.ts'
 import { TestNet, connect, createSwarm, fetchAll, makeBlocks } from '../fixtures/index.ts'
-import { log, rotated, summarize } from './stats.ts'
+import { log, settleHeap, summarize } from './stats.ts'
 import type { FaultyProvider, HeliaNode } from '../fixtures/index.ts'
 import type { Summary } from './stats.ts'
 
 type Api = 'get' | 'session'
-type Setup = 'healthy' | 'healthy1' | 'swarm-off' | 'swarm-on' | 'blackhole-on' | 'silent5-on'
+type Setup = 'healthy' | 'healthy1' | 'swarm-off' | 'swarm-on' | 'survivors-off' | 'blackhole-on' | 'blackhole1-on' | 'silent5-on'
 
 interface Cell { setup: Setup, api: Api }
 
 const CELLS: Cell[] = [
-  ...(['healthy', 'swarm-off', 'swarm-on', 'blackhole-on'] as const).flatMap(setup => (['get', 'session'] as const).map(api => ({ setup, api }))),
+  ...(['healthy', 'swarm-off', 'swarm-on'] as const).flatMap(setup => (['get', 'session'] as const).map(api => ({ setup, api }))),
+  { setup: 'blackhole-on', api: 'get' },
+  // the floor for the service: the swarm without its reset, silent and blackholed members (the slow
+  // and flapping ones stay, as the service must leave them), no service
+  { setup: 'survivors-off', api: 'get' },
+  // a session with the healthy three and a blackholed one would measure helia's own evictions
+  // (below), not the blackholed peer; its reference is the one healthy provider alone
+  { setup: 'blackhole1-on', api: 'session' },
   { setup: 'silent5-on', api: 'session' },
   // the session reference: with the healthy three, helia 7.1.15 evicts the two that lose each
   // block's race (it aborts their queries itself) and the session soon has nobody left
@@ -40,7 +50,10 @@ export interface SwarmResult {
   ratio: Record<string, Summary>
   /** Blocks not received, summed over rounds, per cell */
   lost: Record<string, number>
-  /** median(blackhole-on) − median(healthy reference), ms, per path */
+  /**
+   * What a blackholed peer adds, ms, per path: the median over rounds of (with it − without it in
+   * the same round); `get`: blackhole-on − healthy, session: blackhole1-on − healthy1
+   */
   blackholeAddsMs: Record<Api, number>
 }
 
@@ -60,11 +73,18 @@ async function runCell (cell: Cell, blockCount: number, seed: number): Promise<{
       for (const provider of providers) {
         await connect(consumer, provider)
       }
-    } else if (cell.setup === 'healthy1') {
+    } else if (cell.setup === 'healthy1' || cell.setup === 'blackhole1-on') {
       providers = [await net.provider({ transport: 'tcp', proxy: false, blocks })]
       await connect(consumer, providers[0])
+      if (cell.setup === 'blackhole1-on') {
+        // last in the list: helia asks it first
+        const blackhole = await net.provider({ transport: 'tcp', blocks })
+        providers.push(blackhole)
+        await connect(consumer, blackhole)
+        blackhole.set('blackhole')
+      }
     } else {
-      const swarm = await createSwarm(net, blocks, { healthyOnly: cell.setup === 'healthy' || cell.setup === 'blackhole-on' })
+      const swarm = await createSwarm(net, blocks, { healthyOnly: cell.setup === 'healthy' || cell.setup === 'blackhole-on', without: cell.setup === 'survivors-off' ? ['reset', 'silent', 'blackhole'] : [] })
       providers = swarm.providers
       if (cell.setup === 'blackhole-on') {
         const blackhole = await net.provider({ transport: 'tcp', blocks })
@@ -80,25 +100,52 @@ async function runCell (cell: Cell, blockCount: number, seed: number): Promise<{
     return { ms: result.ms, lost: result.lost + result.corrupt }
   } finally {
     await net.stop()
+    settleHeap()
   }
+}
+
+/** The cells in an order drawn from `seed` (mulberry32, then Fisher–Yates) */
+function shuffled (cells: readonly Cell[], seed: number): Cell[] {
+  let state = seed >>> 0
+  const next = (): number => {
+    state = (state + 0x6D2B79F5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  const out = [...cells]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1))
+    const swap = out[i]
+    out[i] = out[j]
+    out[j] = swap
+  }
+  return out
 }
 
 export async function runSwarm (options: { rounds: number, blocks: number }): Promise<SwarmResult> {
   const times = new Map<string, number[]>()
+  /** Per round: the blackholed cell − its reference, ms */
+  const adds: Record<Api, number[]> = { get: [], session: [] }
   const lost: Record<string, number> = {}
   let seed = 40_000
   // warm-up, not recorded
   await runCell({ setup: 'healthy', api: 'get' }, options.blocks, seed++)
   for (let round = 0; round < options.rounds; round++) {
-    for (const cell of rotated(CELLS, round * 2)) {
+    const thisRound = new Map<string, number>()
+    for (const cell of shuffled(CELLS, round + 1)) {
       const key = `${cell.setup}/${cell.api}`
       const run = await runCell(cell, options.blocks, seed++)
       times.set(key, [...(times.get(key) ?? []), run.ms])
+      thisRound.set(key, run.ms)
       if (run.lost > 0) {
         lost[key] = (lost[key] ?? 0) + run.lost
       }
       log(`swarm ${key} ${Math.round(run.ms)} ms${run.lost > 0 ? ` (${run.lost} lost)` : ''}`)
     }
+    adds.get.push((thisRound.get('blackhole-on/get') ?? Number.NaN) - (thisRound.get('healthy/get') ?? Number.NaN))
+    adds.session.push((thisRound.get('blackhole1-on/session') ?? Number.NaN) - (thisRound.get('healthy1/session') ?? Number.NaN))
   }
   const ms: Record<string, Summary> = {}
   const ratio: Record<string, Summary> = {}
@@ -110,7 +157,6 @@ export async function runSwarm (options: { rounds: number, blocks: number }): Pr
       ratio[key] = summarize(samples.map(v => v / alone), 2)
     }
   }
-  const adds = (api: Api): number => Math.round((ms[`blackhole-on/${api}`]?.median ?? Number.NaN) - (ms[api === 'session' ? 'healthy1/session' : 'healthy/get']?.median ?? Number.NaN))
   log(`swarm: ${options.rounds} rounds of ${CELLS.length} cells`)
-  return { blocks: options.blocks, rounds: options.rounds, ms, ratio, lost, blackholeAddsMs: { get: adds('get'), session: adds('session') } }
+  return { blocks: options.blocks, rounds: options.rounds, ms, ratio, lost, blackholeAddsMs: { get: summarize(adds.get, 0).median, session: summarize(adds.session, 0).median } }
 }

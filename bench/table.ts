@@ -104,10 +104,11 @@ export function renderTable (r: Results, extras: Extras): string {
     row('one healthy alone (the session reference: see docs/upstream-caveats.md)', '', c('healthy1/session'))
     row('swarm, service off', c('swarm-off/get'), c('swarm-off/session'))
     row('swarm, service on', c('swarm-on/get'), c('swarm-on/session'))
-    row('healthy three + one blackholed, service on', c('blackhole-on/get'), c('blackhole-on/session'))
+    row('swarm without its reset, silent and blackholed members, service off (the floor)', c('survivors-off/get'), '')
+    row('one blackholed + the healthy three (get) or one healthy (session), service on', c('blackhole-on/get'), c('blackhole1-on/session'))
     row('first five session providers silent (20 blocks), service on', '', c('silent5-on/session'))
     blank()
-    lines.push(`A blackholed peer adds ${sw.blackholeAddsMs.get} ms to a get and ${sw.blackholeAddsMs.session} ms to a session (medians).`)
+    lines.push(`A blackholed peer adds ${sw.blackholeAddsMs.get} ms to a get and ${sw.blackholeAddsMs.session} ms to a session (median over rounds of the difference within a round).`)
     blank()
   }
 
