@@ -6,9 +6,12 @@
  * against the same fetch with no attack), blocks received, whether the healthy provider ever went
  * OPEN, how many attackers were opened, the consumer's RSS growth over its own baseline and the
  * event loop's worst lag. `wantlists-plain` is the same flood against Helia without the breaker.
+ * `HOSTILE_GC_MS=50` forces a full GC that often in the consumer: live array buffers against the
+ * bytes held then tell retained memory (pinning) from garbage not yet collected.
  */
 
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { LagProbe, RssProbe, TestNet, connect, createScene, fetchAll } from '../fixtures/index.ts'
 import { log } from './stats.ts'
 import type { Scene } from '../fixtures/index.ts'
@@ -31,6 +34,17 @@ export interface HostileRun {
    * the baseline, MiB (RSS itself rarely shrinks: V8 keeps the pages)
    */
   liveRetainedMiB: number
+  /** Peak growth of V8's heap and of array buffers (where frames live) over the baseline, MiB */
+  peakHeapMiB: number
+  peakArrayBuffersMiB: number
+  /**
+   * With HOSTILE_GC_MS set, a full GC runs that often: the most array buffers still live right
+   * after one, and the bytes held at that moment, MiB (live ≈ held means nothing pins extra memory)
+   */
+  liveArrayBuffersMiB?: number
+  heldAtLiveMiB?: number
+  /** Bytes this process read from its sockets during the run (Linux /proc/self/io rchar), MiB */
+  readMiB?: number
   maxLagMs: number
   /** What the service measured: stalls of our event loop, the longest */
   stalls?: number
@@ -52,7 +66,9 @@ const ATTACKS: Attack[] = [
   { name: 'wantlists', order: { attack: 'wantlists', identities: 4, entries: 100_000, messages: 15 } },
   { name: 'wantlists-plain', order: { attack: 'wantlists', identities: 4, entries: 100_000, messages: 15 }, plain: true },
   { name: 'partial-frames-2', order: { attack: 'partial-frames', identities: 2, streams: 32, frameSize: 4 * MiB - 64, bytesPerSecond: 32 * MiB } },
-  { name: 'partial-frames-8', order: { attack: 'partial-frames', identities: 8, streams: 32, frameSize: 4 * MiB - 64, bytesPerSecond: 32 * MiB } }
+  { name: 'partial-frames-8', order: { attack: 'partial-frames', identities: 8, streams: 32, frameSize: 4 * MiB - 64, bytesPerSecond: 32 * MiB } },
+  // within each identity's share (4 frames announce 16 MiB − 240 B): only the shared budget stops them
+  { name: 'partial-frames-8-in-share', order: { attack: 'partial-frames', identities: 8, streams: 4, frameSize: 4 * MiB - 64, bytesPerSecond: 32 * MiB } }
 ]
 
 const BLOCKS = 300
@@ -110,7 +126,11 @@ async function runOne (attack: Attack, baselineMs: number): Promise<HostileRun> 
     const rss = new RssProbe()
     const lag = new LagProbe()
     let held = 0
-    const sampler = setInterval(() => { held = Math.max(held, service?.getOverallStatus().observer?.bufferedBytes ?? 0) }, 10)
+    const memory = new MemoryProbe(() => service?.getOverallStatus().observer?.bufferedBytes ?? 0)
+    const sampler = setInterval(() => {
+      held = Math.max(held, service?.getOverallStatus().observer?.bufferedBytes ?? 0)
+      memory.sample()
+    }, 10)
     const identities = Number(attack.order.identities)
     const attacking = identities > 0 ? attackFrom(target, attack.order) : undefined
     await attacking?.ready
@@ -129,6 +149,7 @@ async function runOne (attack: Attack, baselineMs: number): Promise<HostileRun> 
       identities,
       rssGrowthMiB: Math.round(rss.stop() * 10) / 10,
       liveRetainedMiB: Math.round((live() - liveBaseline) * 10) / 10,
+      ...memory.stop(),
       maxLagMs: Math.round(lag.stop()),
       stalls: status?.eventLoop.stalls,
       maxStallMs: status === undefined ? undefined : Math.round(status.eventLoop.maxStallMs),
@@ -159,6 +180,57 @@ export async function runNamed (name: string, baselineMs: number): Promise<Hosti
   return runOne(attack, baselineMs)
 }
 
+const round1 = (bytes: number): number => Math.round(bytes / MiB * 10) / 10
+
+/** Bytes read by this process so far (sockets included), or undefined off Linux */
+function bytesRead (): number | undefined {
+  try {
+    return Number(/rchar: (\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))?.[1])
+  } catch {
+    return undefined
+  }
+}
+
+/** Where the RSS goes: peak heap and array buffers, live array buffers after forced GCs (HOSTILE_GC_MS) */
+class MemoryProbe {
+  private readonly base = process.memoryUsage()
+  private readonly readAtStart = bytesRead()
+  private readonly gcEveryMs = Number(process.env.HOSTILE_GC_MS ?? 0)
+  private gcAt = performance.now()
+  private heap = 0
+  private arrayBuffers = 0
+  private live = -1
+  private heldAtLive = 0
+
+  constructor (private readonly held: () => number) {}
+
+  sample (): void {
+    const { heapUsed, arrayBuffers } = process.memoryUsage()
+    this.heap = Math.max(this.heap, heapUsed - this.base.heapUsed)
+    this.arrayBuffers = Math.max(this.arrayBuffers, arrayBuffers - this.base.arrayBuffers)
+    if (this.gcEveryMs > 0 && performance.now() - this.gcAt >= this.gcEveryMs) {
+      globalThis.gc?.()
+      this.gcAt = performance.now()
+      const live = process.memoryUsage().arrayBuffers - this.base.arrayBuffers
+      if (live > this.live) {
+        this.live = live
+        this.heldAtLive = this.held()
+      }
+    }
+  }
+
+  stop (): Pick<HostileRun, 'peakHeapMiB' | 'peakArrayBuffersMiB' | 'liveArrayBuffersMiB' | 'heldAtLiveMiB' | 'readMiB'> {
+    const read = bytesRead()
+    return {
+      peakHeapMiB: round1(this.heap),
+      peakArrayBuffersMiB: round1(this.arrayBuffers),
+      liveArrayBuffersMiB: this.live < 0 ? undefined : round1(this.live),
+      heldAtLiveMiB: this.live < 0 ? undefined : round1(this.heldAtLive),
+      readMiB: read === undefined || this.readAtStart === undefined ? undefined : Math.round((read - this.readAtStart) / MiB)
+    }
+  }
+}
+
 /** Heap plus array buffers after a full GC, MiB */
 function live (): number {
   globalThis.gc?.()
@@ -178,7 +250,7 @@ export async function runHostile (): Promise<HostileRun[]> {
       run.slowdown = 1
     }
     runs.push(run)
-    log(`hostile: ${attack.name}: ${run.received}/${run.blocks} blocks in ${run.fetchMs} ms (${run.slowdown}x), healthy ever OPEN ${run.healthyEverOpen}, attackers opened ${run.attackersOpened}/${run.identities}, RSS +${run.rssGrowthMiB} MiB peak, live +${run.liveRetainedMiB} MiB after GC, held ${run.heldMiB ?? '-'} MiB, lag ${run.maxLagMs} ms`)
+    log(`hostile: ${attack.name}: ${run.received}/${run.blocks} blocks in ${run.fetchMs} ms (${run.slowdown}x), healthy ever OPEN ${run.healthyEverOpen}, attackers opened ${run.attackersOpened}/${run.identities}, RSS +${run.rssGrowthMiB} MiB peak (heap +${run.peakHeapMiB}, array buffers +${run.peakArrayBuffersMiB}), read ${run.readMiB ?? '-'} MiB, live +${run.liveRetainedMiB} MiB after GC, held ${run.heldMiB ?? '-'} MiB, lag ${run.maxLagMs} ms`)
   }
   return runs
 }
