@@ -10,7 +10,7 @@ import type { Admission, PermitOwner, Rejection } from './permit.ts'
 import type { TransitionListener, TripPolicy } from './transition.ts'
 import type { Clock, RandomSource } from '../clock.ts'
 import type { Disposable } from '../event.ts'
-import type { BreakerState, PeerRecord } from '../peers/peer-record.ts'
+import type { BreakerState, ClosedState, HalfOpenState, OpenState, PeerRecord } from '../peers/peer-record.ts'
 import type { RecordKeeper } from '../peers/peer-table.ts'
 
 export { TransitionReason, readyToTripPolicy } from './transition.ts'
@@ -295,18 +295,26 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
   private advance (record: PeerRecord, now: number): BreakerState['kind'] {
     const state = record.state
     if (state.kind === 'closed') {
-      const interval = this.config.interval
-      if (interval > 0) {
-        if (state.windowEnd === 0) {
-          state.windowEnd = now + interval
-        } else if (state.windowEnd < now) {
-          record.epoch++
-          resetCounts(state)
-          state.windowEnd = now + interval
-        }
+      if (this.config.interval > 0 && (state.windowEnd === 0 || state.windowEnd < now)) {
+        this.nextWindow(record, state, now)
       }
       return 'closed'
     }
+    return this.advanceOpen(record, state, now)
+  }
+
+  // out of line, so that `advance` stays small enough to inline on the hot path (a CLOSED circuit in its window)
+
+  /** Starts the first window, or a new one (a new epoch) once the last has ended */
+  private nextWindow (record: PeerRecord, state: ClosedState, now: number): void {
+    if (state.windowEnd !== 0) {
+      record.epoch++
+      resetCounts(state)
+    }
+    state.windowEnd = now + this.config.interval
+  }
+
+  private advanceOpen (record: PeerRecord, state: OpenState | HalfOpenState, now: number): BreakerState['kind'] {
     if (state.kind === 'open') {
       if (state.isolation === 0 && state.until < now) {
         this.setState(record, 'half-open', now, TransitionReason.TIMEOUT)
@@ -328,11 +336,15 @@ export class BreakerCore implements PermitOwner, RecordKeeper {
       state.consecutiveSuccesses++
       state.consecutiveFailures = 0
     } else if (state.kind === 'half-open') {
-      state.inFlight--
-      state.successes++
-      if (state.successes >= this.config.maxRequests) {
-        this.setState(record, 'closed', now, TransitionReason.PROBES_SUCCEEDED)
-      }
+      this.onProbeSuccess(record, state, now)
+    }
+  }
+
+  private onProbeSuccess (record: PeerRecord, state: HalfOpenState, now: number): void {
+    state.inFlight--
+    state.successes++
+    if (state.successes >= this.config.maxRequests) {
+      this.setState(record, 'closed', now, TransitionReason.PROBES_SUCCEEDED)
     }
   }
 

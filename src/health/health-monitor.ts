@@ -272,19 +272,35 @@ export class HealthMonitor {
     if (health === undefined) {
       health = record.health = new HealthWindow()
     } else if (health.total > 0 && now - health.lastSeen > this.config.maxAge) {
-      restart(health)
-      this.lastErrors.delete(health)
+      this.startOver(health)
     }
     const success = outcome === Outcome.SUCCESS
+    if (!success || health.consecutive > 0) {
+      // only a failure, which starts a run, can have stored an error
+      this.keepError(health, success, err)
+    }
+    if (addSample(health, this.config, now, responseTimeMs, success)) {
+      this.report(record, health, now)
+    }
+  }
+
+  // out of line, so that `record`'s hot path (a success with nothing to report) stays small enough to inline
+
+  private startOver (health: HealthWindow): void {
+    restart(health)
+    this.lastErrors.delete(health)
+  }
+
+  private keepError (health: HealthWindow, success: boolean, err: unknown): void {
     if (!success && err !== undefined) {
       this.lastErrors.set(health, err)
-    } else if (!success || health.consecutive > 0) {
-      // only a failure, which starts a run, can have stored an error
+    } else {
       this.lastErrors.delete(health)
     }
-    if (!addSample(health, this.config, now, responseTimeMs, success)) {
-      return
-    }
+  }
+
+  /** Recomputes the status and reports a change */
+  private report (record: PeerRecord, health: HealthWindow, now: number): void {
     const to = computeStatus(health, this.config, now)
     const from = health.reported
     if (to !== from) {

@@ -58,6 +58,16 @@ export class HealthWindow extends LatencyHistogram {
   get currentFailed (): number { return this.failedPair & MAX_BUCKET_COUNT }
   set currentFailed (n: number) { this.failedPair = (this.failedPair - (this.failedPair & MAX_BUCKET_COUNT)) + n }
 
+  /** Counts one request in the current bucket (the pair's low bits; `halve` keeps them below the max) */
+  countOk (): void { this.okPair++ }
+  countFailed (): void { this.failedPair++ }
+  countSlow (): void { this.slowPair++ }
+
+  /** Whether a counter of the current bucket is at its max */
+  get full (): boolean {
+    return (this.okPair & MAX_BUCKET_COUNT) === MAX_BUCKET_COUNT || (this.failedPair & MAX_BUCKET_COUNT) === MAX_BUCKET_COUNT || (this.slowPair & MAX_BUCKET_COUNT) === MAX_BUCKET_COUNT
+  }
+
   get previousSlow (): number { return this.slowPair >>> COUNTER_BITS }
   set previousSlow (n: number) { this.slowPair = n * COUNTER_SPAN + (this.slowPair & MAX_BUCKET_COUNT) }
   get currentSlow (): number { return this.slowPair & MAX_BUCKET_COUNT }
@@ -83,32 +93,37 @@ export function restart (w: HealthWindow): void {
 export function addSample (w: HealthWindow, config: ResolvedHealthMonitorConfig, now: number, responseTimeMs: number, success: boolean): boolean {
   const responseTime = responseTimeMs >= 0 ? Math.min(responseTimeMs, MAX_RESPONSE_TIME) : 0
   const rolled = roll(w, config.window, now)
-  if (w.currentOk === MAX_BUCKET_COUNT || w.currentFailed === MAX_BUCKET_COUNT || w.currentSlow === MAX_BUCKET_COUNT) {
+  if (w.full) {
     halve(w)
   }
   const total = w.total < MAX_TOTAL ? w.total + 1 : MAX_TOTAL
   w.total = total
   if (success) {
-    w.currentOk++
+    w.countOk()
     w.consecutive = 0
   } else {
-    w.currentFailed++
-    if (w.errors < MAX_TOTAL) {
-      w.errors++
-    }
-    if (w.consecutive < MAX_RUN) {
-      w.consecutive++
-    }
+    countFailure(w)
   }
   const slow = responseTime > config.maxResponseTime
   if (slow) {
-    w.currentSlow++
+    w.countSlow()
   }
   w.lastResponse = responseTime
   const alpha = total < 1 / MEAN_ALPHA ? 1 / total : MEAN_ALPHA
   w.meanResponse += alpha * (responseTime - w.meanResponse)
   w.add(responseTime)
   return !success || rolled || slow || w.reported !== HEALTHY
+}
+
+/** A failure's counts (out of line: `addSample` stays small enough to inline) */
+function countFailure (w: HealthWindow): void {
+  w.countFailed()
+  if (w.errors < MAX_TOTAL) {
+    w.errors++
+  }
+  if (w.consecutive < MAX_RUN) {
+    w.consecutive++
+  }
 }
 
 /** Whether the window holds a request no older than `maxAge` */
@@ -190,6 +205,11 @@ function roll (w: HealthWindow, window: number, now: number): boolean {
     }
     return false
   }
+  return rollOver(w, window, now)
+}
+
+/** `roll` into another bucket (out of line: the same-bucket case stays small enough to inline) */
+function rollOver (w: HealthWindow, window: number, now: number): boolean {
   const bucket = bucketIndex(now, window)
   if (w.total === 0) {
     w.lastSeen = now

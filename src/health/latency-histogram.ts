@@ -73,11 +73,14 @@ export class LatencyHistogram {
   /** Counts one sample */
   add (ms: number): void {
     const bucket = histogramBucket(ms)
-    if (this.count(bucket) === MAX_COUNT) {
-      this.decay(1)
-    }
     const index = (bucket / PER_WORD) | 0
-    this.setWord(index, this.word(index) + (1 << ((bucket % PER_WORD) * BITS)))
+    const shift = (bucket % PER_WORD) * BITS
+    let word = this.word(index)
+    if (((word >>> shift) & MAX_COUNT) === MAX_COUNT) {
+      this.decay(1)
+      word = this.word(index)
+    }
+    this.setWord(index, word + (1 << shift))
   }
 
   /** Halves every counter `times` times (once per elapsed window) */

@@ -81,7 +81,7 @@ export class PeerTable {
    */
   get (peer: PeerLike, now: number): PeerRecord | undefined {
     const key = peerKey(peer)
-    let record = this.records.get(key)
+    const record = this.records.get(key)
     if (record !== undefined) {
       // a caller's timestamp may be a little older than one already seen (a stream's open time)
       if (now > record.lastSeen) {
@@ -94,10 +94,15 @@ export class PeerTable {
       }
       return record
     }
+    return this.insert(peer, key, now)
+  }
+
+  /** A new peer's record (out of line: a lookup of a known peer stays small enough to inline) */
+  private insert (peer: PeerLike, key: string, now: number): PeerRecord | undefined {
     if (!this.makeRoom(now)) {
       return undefined
     }
-    record = new PeerRecord(peer)
+    const record = new PeerRecord(peer)
     // new peers start unreferenced, so a flood of one-off peers evicts itself, not the busy ones
     record.lastSeen = now
     this.records.set(key, record)

@@ -215,17 +215,22 @@ export class PopulationGuard implements RecordKeeper {
     }
     if (outcome === Outcome.SUCCESS) {
       this.markUseful(record, now)
+      if (this.failing.empty && !this.isSuspected && !this.outliers && (record.guardFlags & FAILING) === 0) {
+        // the hot path: nobody is failing and this success changes nothing
+        return
+      }
     }
+    this.tally(record, outcome, now)
+  }
+
+  /** The rest of `onOutcome`, out of line so that its hot path stays small enough to inline */
+  private tally (record: PeerRecord, outcome: Outcome, now: number): void {
     const flags = record.guardFlags
     if ((flags & USEFUL) === 0) {
       // never useful: its failures say nothing about our network (a fresh Sybil's garbage)
       if (this.outliers) {
         countOutlierOutcome(record, false, Math.floor(now / this.outlierInterval))
       }
-      return
-    }
-    if (outcome === Outcome.SUCCESS && this.failing.empty && !this.isSuspected && !this.outliers && (flags & FAILING) === 0) {
-      // the hot path: nobody is failing and this success changes nothing
       return
     }
     if (!this.failing.empty) {

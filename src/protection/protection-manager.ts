@@ -23,7 +23,7 @@ import type { LocalSuspicionChange } from './population-guard.ts'
 import type { OverallStatus, PeerSnapshot, PeerStatus, ProtectionManagerOptions, ProtectionSnapshot, RestoreOptions, RestoreStats, TransitionEvent } from './types.ts'
 import type { Counts } from '../breaker/config.ts'
 import type { ExecuteOptions, ProtectedFunction } from '../breaker/execute.ts'
-import type { Admission, Permit, PermitOwner } from '../breaker/permit.ts'
+import type { Admission, Permit, PermitOwner, Rejection } from '../breaker/permit.ts'
 import type { Clock } from '../clock.ts'
 import type { Disposable } from '../event.ts'
 import type { PeerLike } from '../peers/peer-key.ts'
@@ -168,13 +168,26 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
     }
     const admission = this.circuitBreaker.core.admit(record, now, this)
     if (!admission.admitted) {
-      if (admission.reason === 'open') {
-        this.rejectedOpen++
-      } else {
-        this.rejectedHalfOpen++
-      }
+      this.countRejection(admission)
     }
     return admission
+  }
+
+  // out of line, so that the hot paths of `admit` and `record` stay small enough to inline
+
+  private countRejection (rejection: Rejection): void {
+    if (rejection.reason === 'open') {
+      this.rejectedOpen++
+    } else {
+      this.rejectedHalfOpen++
+    }
+  }
+
+  private tripOutliers (now: number): void {
+    const outliers = this.populationGuard.evaluateOutliers(now)
+    for (let i = 0; i < outliers.length; i++) {
+      this.circuitBreaker.core.trip(outliers[i], now, TransitionReason.OUTLIER)
+    }
   }
 
   /** `Permit.settle` of the permits this manager gave @internal */
@@ -234,10 +247,7 @@ export class BitswapProtectionManager extends ProtectionEmitter implements Permi
       }
     }
     if (this.outlierDetection) {
-      const outliers = this.populationGuard.evaluateOutliers(now)
-      for (let i = 0; i < outliers.length; i++) {
-        this.circuitBreaker.core.trip(outliers[i], now, TransitionReason.OUTLIER)
-      }
+      this.tripOutliers(now)
     }
   }
 
