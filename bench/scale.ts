@@ -9,6 +9,10 @@
  * - `ten`: round-robin over the same 10 peers at every N (only the number tracked changes).
  * Both engines are filled to N peers first (`maxPeers: 100 000`). Rounds interleave the sizes in a
  * rotated order; the 100 000 / 10 ratio is taken within each round.
+ *
+ * The floor: the same access pattern over a plain `Map<string, { n: number }>` of N entries (one
+ * `get` by the peer's string and one field write), so a reader sees how much of the growth is the
+ * memory system's and how much is ours.
  */
 
 import { BitswapCircuitBreaker, BitswapProtectionManager } from '../src/index.ts'
@@ -24,7 +28,7 @@ const HOT_SET = 1000
 const PATTERNS: Pattern[] = ['hot', 'all', 'ten']
 const MAX_PEERS = 100_000
 
-type Op = 'executeWithPeer' | 'gatingDecision'
+type Op = 'executeWithPeer' | 'gatingDecision' | 'floor'
 type Pattern = 'hot' | 'all' | 'ten'
 
 export interface ScaleCell {
@@ -37,11 +41,12 @@ export interface ScaleCell {
 }
 
 export interface ScaleExtra {
+  /** `floor`: a plain `Map<string, { n }>` lookup + one field write, the same pattern (not an operation of ours) */
   hot: Record<Op, ScaleCell>
   all: Record<Op, ScaleCell>
   ten: Record<Op, ScaleCell>
   /** The operation whose hot-set ratio is the largest: its figures are `scale` in results.json */
-  worst: Op
+  worst: Exclude<Op, 'floor'>
   hotSet: number
   rounds: number
   opsPerRound: number
@@ -60,10 +65,22 @@ async function executeWithPeerLoop (breaker: BitswapCircuitBreaker, peers: PeerI
   }
 }
 
-function gatingLoop (manager: BitswapProtectionManager, peers: PeerId[], n: number): void {
+// as the service does: admitted at the time libp2p stamped the stream with (no clock read of ours)
+function gatingLoop (manager: BitswapProtectionManager, peers: PeerId[], n: number, stream: { timeline: { open: number } }): void {
   const k = peers.length
   for (let i = 0, j = 0; i < n; i++) {
-    settleAdmitted(manager.admit(peers[j], false))
+    settleAdmitted(manager.admit(peers[j], false, stream.timeline.open))
+    j = j + 1 === k ? 0 : j + 1
+  }
+}
+
+function floorLoop (map: Map<string, { n: number }>, peers: PeerId[], n: number): void {
+  const k = peers.length
+  for (let i = 0, j = 0; i < n; i++) {
+    const entry = map.get(peers[j].toString())
+    if (entry !== undefined) {
+      entry.n++
+    }
     j = j + 1 === k ? 0 : j + 1
   }
 }
@@ -72,6 +89,7 @@ interface Engines {
   size: number
   breaker: BitswapCircuitBreaker
   manager: BitswapProtectionManager
+  floor: Map<string, { n: number }>
   sets: Record<Pattern, PeerId[]>
 }
 
@@ -79,14 +97,16 @@ async function engines (size: number, all: PeerId[]): Promise<Engines> {
   const peers = all.slice(0, size)
   const breaker = new BitswapCircuitBreaker({}, { maxPeers: MAX_PEERS })
   const manager = new BitswapProtectionManager({ maxPeers: MAX_PEERS })
+  const floor = new Map<string, { n: number }>()
   for (const peer of peers) {
     await breaker.executeWithPeer(peer, work)
     settleAdmitted(manager.admit(peer, false))
+    floor.set(peer.toString(), { n: 0 })
   }
   if (breaker.size !== size || manager.registry.size !== size) {
     throw new Error(`scale: tracked ${breaker.size} / ${manager.registry.size} of ${size} peers`)
   }
-  return { size, breaker, manager, sets: { hot: peers.slice(0, Math.min(size, HOT_SET)), all: peers, ten: peers.slice(0, 10) } }
+  return { size, breaker, manager, floor, sets: { hot: peers.slice(0, Math.min(size, HOT_SET)), all: peers, ten: peers.slice(0, 10) } }
 }
 
 export async function runScale (options: { rounds: number, warmup: number, ops: number }): Promise<{ scale: Record<'10' | '10000' | '100000', Summary>, extra: ScaleExtra }> {
@@ -106,12 +126,17 @@ export async function runScale (options: { rounds: number, warmup: number, ops: 
         let started = performance.now()
         await executeWithPeerLoop(e.breaker, peers, options.ops)
         const executeNs = (performance.now() - started) * 1e6 / options.ops
+        const stream = { timeline: { open: Date.now() } }
         started = performance.now()
-        gatingLoop(e.manager, peers, options.ops)
+        gatingLoop(e.manager, peers, options.ops, stream)
         const gatingNs = (performance.now() - started) * 1e6 / options.ops
+        started = performance.now()
+        floorLoop(e.floor, peers, options.ops)
+        const floorNs = (performance.now() - started) * 1e6 / options.ops
         if (round >= options.warmup) {
           push(ns, key(pattern, 'executeWithPeer', e.size), executeNs)
           push(ns, key(pattern, 'gatingDecision', e.size), gatingNs)
+          push(ns, key(pattern, 'floor', e.size), floorNs)
         }
       }
     }
@@ -127,10 +152,11 @@ export async function runScale (options: { rounds: number, warmup: number, ops: 
       ratio: summarize(at(100_000).map((v, i) => v / small[i]), 3)
     }
   }
-  const hot = { executeWithPeer: cell('hot', 'executeWithPeer'), gatingDecision: cell('hot', 'gatingDecision') }
-  const cold = { executeWithPeer: cell('all', 'executeWithPeer'), gatingDecision: cell('all', 'gatingDecision') }
-  const ten = { executeWithPeer: cell('ten', 'executeWithPeer'), gatingDecision: cell('ten', 'gatingDecision') }
-  const worst: Op = hot.gatingDecision.ratio.median >= hot.executeWithPeer.ratio.median ? 'gatingDecision' : 'executeWithPeer'
+  const cells = (pattern: Pattern): Record<Op, ScaleCell> => ({ executeWithPeer: cell(pattern, 'executeWithPeer'), gatingDecision: cell(pattern, 'gatingDecision'), floor: cell(pattern, 'floor') })
+  const hot = cells('hot')
+  const cold = cells('all')
+  const ten = cells('ten')
+  const worst: Exclude<Op, 'floor'> = hot.gatingDecision.ratio.median >= hot.executeWithPeer.ratio.median ? 'gatingDecision' : 'executeWithPeer'
   for (const e of built) {
     e.manager.close()
   }

@@ -52,9 +52,9 @@ export function renderTable (r: Results, extras: Extras): string {
     blank()
     head('operation', 'pattern', '10 peers', '10 000 peers', '100 000 peers', '100 000 / 10')
     for (const pattern of ['hot', 'all', 'ten'] as const) {
-      for (const op of ['executeWithPeer', 'gatingDecision'] as const) {
+      for (const op of ['executeWithPeer', 'gatingDecision', 'floor'] as const) {
         const c = s[pattern][op]
-        row(op, pattern, fmt(c['10']), fmt(c['10000']), fmt(c['100000']), fmt(c.ratio, 2))
+        row(op === 'floor' ? 'floor: plain `Map` get + field write' : op, pattern, fmt(c['10']), fmt(c['10000']), fmt(c['100000']), fmt(c.ratio, 2))
       }
     }
     blank()

@@ -24,12 +24,17 @@ export function checkTargets (r: Results, extras: Omit<Extras, 'checks' | 'run'>
   const o = r.overhead
   const ratios = extras.overhead?.ratios
   const scale = extras.scale == null ? undefined : extras.scale.hot[extras.scale.worst].ratio
+  const allPeers = extras.scale == null ? undefined : Math.max(extras.scale.all.executeWithPeer.ratio.median, extras.scale.all.gatingDecision.ratio.median)
   const checks: TargetCheck[] = [
     atMost('execute vs cockatiel consecutive', 'execute overhead / cockatiel consecutive overhead ≤ 0.25', ratios?.executeOverCockatielConsecutive.median ?? o.execute.median / o.cockatielConsecutive.median, 0.25),
     atMost('execute vs opossum', 'execute overhead / opossum overhead ≤ 0.05', ratios?.executeOverOpossum.median ?? o.execute.median / o.opossum.median, 0.05),
     atMost('gating decision', 'gating decision / bare await ≤ 0.5', ratios?.gatingOverBareAwait.median ?? o.gatingDecision.median / o.bareAwait.median, 0.5),
     atMost('memory', 'bytes per tracked peer at 100 000 peers ≤ 256', r.memory.bytesPerPeer.ours, 256),
     atMost('scale (hot set)', 'worst operation, ns at 100 000 / ns at 10 ≤ 1.2 (hot set of 1 000)', scale?.median ?? r.scale['100000'].median / r.scale['10'].median, 1.2),
+    // issue 9's limits for one record per peer (looser where issue 6's stretch targets stay out of reach)
+    atMost('gating decision (issue 9)', 'gating decision / bare await ≤ 2', ratios?.gatingOverBareAwait.median ?? o.gatingDecision.median / o.bareAwait.median, 2),
+    atMost('memory (issue 9)', 'bytes per tracked peer at 100 000 peers ≤ 512', r.memory.bytesPerPeer.ours, 512),
+    atMost('scale (all peers, issue 9)', 'worst operation, ns at 100 000 / ns at 10 ≤ 1.2 (round-robin over all N; see the floor row)', allPeers ?? Number.NaN, 1.2),
     atLeast('bitswap throughput', 'blocks/s with the service / without ≥ 0.97', extras.bitswap?.ratio.median ?? r.bitswap.with.blocksPerSec.median / r.bitswap.without.blocksPerSec.median, 0.97)
   ]
   for (const fault of ['reset', 'stall', 'blackhole'] as const) {
