@@ -18,7 +18,7 @@ import type { FaultyProvider, HeliaNode } from '../fixtures/index.ts'
 import type { Summary } from './stats.ts'
 
 type Api = 'get' | 'session'
-type Setup = 'healthy' | 'healthy1' | 'swarm-off' | 'swarm-on' | 'survivors-off' | 'blackhole-on' | 'blackhole1-on' | 'silent5-on'
+type Setup = 'healthy' | 'healthy1' | 'swarm-off' | 'swarm-on' | 'survivors-off' | 'survivors-on' | 'blackhole-on' | 'blackhole1-on' | 'silent5-on'
 
 interface Cell { setup: Setup, api: Api }
 
@@ -28,6 +28,8 @@ const CELLS: Cell[] = [
   // the floor for the service: the swarm without its reset, silent and blackholed members (the slow
   // and flapping ones stay, as the service must leave them), no service
   { setup: 'survivors-off', api: 'get' },
+  // the same with the service: what the service itself costs where it has nothing to refuse
+  { setup: 'survivors-on', api: 'get' },
   // a session with the healthy three and a blackholed one would measure helia's own evictions
   // (below), not the blackholed peer; its reference is the one healthy provider alone
   { setup: 'blackhole1-on', api: 'session' },
@@ -84,7 +86,7 @@ async function runCell (cell: Cell, blockCount: number, seed: number): Promise<{
         blackhole.set('blackhole')
       }
     } else {
-      const swarm = await createSwarm(net, blocks, { healthyOnly: cell.setup === 'healthy' || cell.setup === 'blackhole-on', without: cell.setup === 'survivors-off' ? ['reset', 'silent', 'blackhole'] : [] })
+      const swarm = await createSwarm(net, blocks, { healthyOnly: cell.setup === 'healthy' || cell.setup === 'blackhole-on', without: cell.setup.startsWith('survivors') ? ['reset', 'silent', 'blackhole'] : [] })
       providers = swarm.providers
       if (cell.setup === 'blackhole-on') {
         const blackhole = await net.provider({ transport: 'tcp', blocks })

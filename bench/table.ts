@@ -105,6 +105,7 @@ export function renderTable (r: Results, extras: Extras): string {
     row('swarm, service off', c('swarm-off/get'), c('swarm-off/session'))
     row('swarm, service on', c('swarm-on/get'), c('swarm-on/session'))
     row('swarm without its reset, silent and blackholed members, service off (the floor)', c('survivors-off/get'), '')
+    row('the same, service on', c('survivors-on/get'), '')
     row('one blackholed + the healthy three (get) or one healthy (session), service on', c('blackhole-on/get'), c('blackhole1-on/session'))
     row('first five session providers silent (20 blocks), service on', '', c('silent5-on/session'))
     blank()
