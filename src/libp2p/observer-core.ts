@@ -260,13 +260,13 @@ export class ObserverCore implements WantOutcomeSink {
       return true
     }
     if (this.limits.overShare(entry)) {
-      this.evictPartial(entry)
+      this.evictPartial(entry, `partial Bitswap frames announcing over ${this.limits.maxBufferedPerPeer} bytes`)
     }
     if (!this.limits.withinBuffered) {
       // over budget, strangers (never asked, never answered: no frame of theirs can be an answer) all go first
       for (const peer of this.peers.values()) {
         if (peer.buffered > 0 && this.stranger(peer.key)) {
-          this.evictPartial(peer)
+          this.evictPartial(peer, `unrequested partial Bitswap frames while over ${this.limits.maxBuffered} bytes for all peers`)
         }
       }
     }
@@ -280,7 +280,7 @@ export class ObserverCore implements WantOutcomeSink {
       if (largest === undefined) {
         break
       }
-      this.evictPartial(largest)
+      this.evictPartial(largest, `holding the most of ${this.limits.maxBuffered} bytes of partial Bitswap frames`)
     }
     return false
   }
@@ -292,8 +292,9 @@ export class ObserverCore implements WantOutcomeSink {
   }
 
   /** Aborts every stream of `entry` holding a partial frame and reports it, once */
-  private evictPartial (entry: PeerEntry): void {
-    const err = new InboundLimitError(`holding the most of ${this.limits.maxBuffered} bytes of partial Bitswap frames`)
+  private evictPartial (entry: PeerEntry, why: string): void {
+    // the message names the rule that cut this peer: its own share, a stranger's, or the largest holder
+    const err = new InboundLimitError(why)
     const streams = entry.partial === undefined ? [] : [...entry.partial]
     for (const observation of streams) {
       this.stats.memoryRefused++

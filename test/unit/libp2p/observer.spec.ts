@@ -290,6 +290,7 @@ describe('libp2p/observer', () => {
         assert.equal(observer.stats.bufferedBytes, 2)
         assert.equal(observer.stats.memoryRefused, 3)
         assert.deepEqual(sink.abuses.map(a => [a.peer, a.reason]), [[alice.toString(), 'inbound_memory']])
+        assert.equal(sink.abuses[0].err?.message, 'partial Bitswap frames announcing over 1000 bytes')
         // a stream ending gives its bytes back
         b1.fake.end()
         assert.equal(observer.stats.bufferedBytes, 0)
@@ -319,6 +320,7 @@ describe('libp2p/observer', () => {
         assert.deepEqual(streams.map(s => s.fake.status), ['aborted', 'open', 'open', 'open', 'open', 'open', 'open'])
         assert.equal(observer.stats.bufferedBytes, 782)
         assert.deepEqual(sink.abuses.map(a => [a.peer, a.reason]), [[peers[0].toString(), 'inbound_memory']])
+        assert.equal(sink.abuses[0].err?.message, 'holding the most of 1000 bytes of partial Bitswap frames')
       })
 
       it('past the shared budget, strangers (never asked, never answered) lose all their partial frames first', async () => {
@@ -341,6 +343,7 @@ describe('libp2p/observer', () => {
         assert.deepEqual(pushed.map(s => s.fake.status), ['aborted', 'aborted', 'aborted', 'aborted', 'aborted'])
         assert.equal(observer.stats.bufferedBytes, 232)
         assert.deepEqual(sink.abuses.map(a => a.peer).sort(), strangers.map(p => p.toString()).sort())
+        assert.deepEqual([...new Set(sink.abuses.map(a => a.err?.message))], ['unrequested partial Bitswap frames while over 1000 bytes for all peers'])
       })
 
       it('aborts an admitted stream on its next chunk once its peer is OPEN (blocked)', () => {
