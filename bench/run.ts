@@ -6,6 +6,8 @@
  *   npm run bench -- --out bench/results-x.json
  *   npm run bench -- --only hostile    issue 11's attacks at full size (bench/hostile.ts), printed
  *   npm run bench -- --only memory     one micro-benchmark (overhead, memory or scale), printed
+ *   npm run bench -- --only swarm --swarm-providers in-process
+ *                                      issue 10's swarm with its providers in this process (default: their own)
  *
  * Micro-benchmarks run first, on a quiet heap; the network scenarios last.
  */
@@ -31,9 +33,15 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     // `--only swarm`: just the issue-10 swarm scenario, printed, nothing written
     only: { type: 'string' },
-    out: { type: 'string' }
+    out: { type: 'string' },
+    'swarm-providers': { type: 'string', default: 'process' }
   }
 })
+const swarmProviders = args['swarm-providers']
+if (swarmProviders !== 'process' && swarmProviders !== 'in-process') {
+  throw new Error(`--swarm-providers must be 'process' or 'in-process', got '${String(swarmProviders)}'`)
+}
+
 const quick = args.quick === true
 const out = args.out ?? (quick ? 'bench/results-quick.json' : 'bench/results.json')
 
@@ -53,7 +61,7 @@ if (args.only === 'hostile') {
 }
 
 if (args.only === 'swarm') {
-  const swarm = await runSwarm(quick ? { rounds: 1, blocks: 400 } : { rounds: 5, blocks: 400 })
+  const swarm = await runSwarm({ ...(quick ? { rounds: 1, blocks: 400 } : { rounds: 5, blocks: 400 }), providers: swarmProviders })
   process.stdout.write(JSON.stringify(swarm, null, 2) + '\n')
   process.exit(0)
 }
@@ -75,7 +83,7 @@ const scale = await runScale(plan.scale)
 forgetPeerIds()
 const bitswap = await runBitswap(plan.bitswap)
 const faulty = await runFaulty({ ...plan.faulty, onRun: (what) => { log(`faulty ${what}`) } })
-const swarm = await runSwarm(quick ? { rounds: 1, blocks: 400 } : { rounds: 5, blocks: 400 })
+const swarm = await runSwarm({ ...(quick ? { rounds: 1, blocks: 400 } : { rounds: 5, blocks: 400 }), providers: swarmProviders })
 
 const results: Results = {
   machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), node: process.version },

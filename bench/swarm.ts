@@ -5,17 +5,24 @@
  * three and a blackholed one for `get`; one healthy and a blackholed one for a session, asked
  * first) and the session whose first five providers are silent.
  *
+ * The providers run in a process of their own (bench/swarm-providers.ts says why), the consumer here.
  * Every run uses fresh nodes (TCP) and fresh blocks, and the heap is collected after each; rounds go
  * over every cell once, in a shuffled order (seeded by the round), so slow periods of a shared
  * machine hit all cells and no cell always follows the same one (a rotation kept each cell behind
  * the same neighbour, such as a 15 s stalled run). Lost blocks are counted, not fatal.
  */
 
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { bitswapCircuitBreaker } from '../src/index.ts'
-import { TestNet, connect, createSwarm, fetchAll, makeBlocks } from '../fixtures/index.ts'
+import { SWARM_ROLES, TestNet, connect, fetchAll, makeBlocks } from '../fixtures/index.ts'
+import { providerHost } from './swarm-providers.ts'
 import { log, settleHeap, summarize } from './stats.ts'
-import type { FaultyProvider, HeliaNode } from '../fixtures/index.ts'
+import type { HeliaNode, SwarmRole } from '../fixtures/index.ts'
+import type { ProviderHost, ProviderPlacement } from './swarm-providers.ts'
 import type { Summary } from './stats.ts'
+import type { PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 
 type Api = 'get' | 'session'
 type Setup = 'healthy' | 'healthy1' | 'swarm-off' | 'swarm-on' | 'survivors-off' | 'survivors-on' | 'blackhole-on' | 'blackhole1-on' | 'silent5-on'
@@ -44,6 +51,8 @@ const CELLS: Cell[] = [
 const FETCH_TIMEOUT = 15_000
 
 export interface SwarmResult {
+  /** Where the providers ran: their own process (default), or the consumer's */
+  providers: ProviderPlacement
   blocks: number
   rounds: number
   /** ms per cell (`setup/api`) */
@@ -59,51 +68,52 @@ export interface SwarmResult {
   blackholeAddsMs: Record<Api, number>
 }
 
-async function runCell (cell: Cell, blockCount: number, seed: number): Promise<{ ms: number, lost: number }> {
+/** The providers of each cell, in the order a session gets them (helia asks the last first) */
+function rolesOf (setup: Setup): SwarmRole[] {
+  switch (setup) {
+    case 'healthy': return ['healthy', 'healthy', 'healthy']
+    case 'healthy1': return ['healthy']
+    case 'blackhole-on': return ['healthy', 'healthy', 'healthy', 'blackhole']
+    case 'blackhole1-on': return ['healthy', 'blackhole']
+    case 'silent5-on': return ['healthy', 'silent', 'silent', 'silent', 'silent', 'silent']
+    case 'survivors-off':
+    case 'survivors-on': return SWARM_ROLES.filter(r => r !== 'reset' && r !== 'silent' && r !== 'blackhole')
+    default: return [...SWARM_ROLES]
+  }
+}
+
+async function runCell (host: ProviderHost, cell: Cell, blockCount: number, seed: number): Promise<{ ms: number, lost: number }> {
   const net = new TestNet()
   try {
     const service = cell.setup.endsWith('-on')
-    const blocks = await makeBlocks(cell.setup === 'silent5-on' ? 20 : blockCount, 4096, { seed })
+    const count = cell.setup === 'silent5-on' ? 20 : blockCount
+    const [blocks, members] = await Promise.all([
+      makeBlocks(count, 4096, { seed }),
+      host.build({ roles: rolesOf(cell.setup), blocks: count, seed })
+    ])
     const consumer: HeliaNode = await net.helia<Record<string, unknown>>({ transport: 'tcp', services: service ? { breaker: bitswapCircuitBreaker() } : {} })
-    let providers: FaultyProvider[]
-    if (cell.setup === 'silent5-on') {
-      const healthy = await net.provider({ transport: 'tcp', proxy: false, blocks })
-      providers = [healthy]
-      for (let i = 0; i < 5; i++) {
-        providers.push(await net.provider({ transport: 'tcp', proxy: false, blocks, mode: 'stall' }))
-      }
-      for (const provider of providers) {
-        await connect(consumer, provider)
-      }
-    } else if (cell.setup === 'healthy1' || cell.setup === 'blackhole1-on') {
-      providers = [await net.provider({ transport: 'tcp', proxy: false, blocks })]
-      await connect(consumer, providers[0])
-      if (cell.setup === 'blackhole1-on') {
-        // last in the list: helia asks it first
-        const blackhole = await net.provider({ transport: 'tcp', blocks })
-        providers.push(blackhole)
-        await connect(consumer, blackhole)
-        blackhole.set('blackhole')
-      }
-    } else {
-      const swarm = await createSwarm(net, blocks, { healthyOnly: cell.setup === 'healthy' || cell.setup === 'blackhole-on', without: cell.setup.startsWith('survivors') ? ['reset', 'silent', 'blackhole'] : [] })
-      providers = swarm.providers
-      if (cell.setup === 'blackhole-on') {
-        const blackhole = await net.provider({ transport: 'tcp', blocks })
-        providers.push(blackhole)
-        await swarm.join(consumer)
-        await connect(consumer, blackhole)
-        blackhole.set('blackhole')
-      } else {
-        await swarm.join(consumer)
-      }
+    const addrs = members.map(m => multiaddr(m.addr))
+    for (const addr of addrs) {
+      await connect(consumer, addr)
     }
-    const result = await fetchAll(consumer, blocks, { api: cell.api, providers: cell.api === 'session' ? providers : undefined, timeout: FETCH_TIMEOUT })
+    // blackholed only now, once identified; the flapping starts with the fetch
+    await host.arm()
+    const providers = cell.api === 'session' ? addrs.map(peerOf) : undefined
+    const result = await fetchAll(consumer, blocks, { api: cell.api, providers, timeout: FETCH_TIMEOUT })
     return { ms: result.ms, lost: result.lost + result.corrupt }
   } finally {
     await net.stop()
+    await host.teardown()
     settleHeap()
   }
+}
+
+function peerOf (addr: Multiaddr): PeerId {
+  const id = addr.getComponents().findLast(c => c.name === 'p2p')?.value
+  if (id == null) {
+    throw new Error(`no /p2p/ in ${addr.toString()}`)
+  }
+  return peerIdFromString(id)
 }
 
 /** The cells in an order drawn from `seed` (mulberry32, then Fisher–Yates) */
@@ -126,19 +136,29 @@ function shuffled (cells: readonly Cell[], seed: number): Cell[] {
   return out
 }
 
-export async function runSwarm (options: { rounds: number, blocks: number }): Promise<SwarmResult> {
+export async function runSwarm (options: { rounds: number, blocks: number, providers?: ProviderPlacement }): Promise<SwarmResult> {
+  const placement = options.providers ?? 'process'
+  const host = providerHost(placement)
+  try {
+    return { ...await runRounds(host, options), providers: placement }
+  } finally {
+    await host.close()
+  }
+}
+
+async function runRounds (host: ProviderHost, options: { rounds: number, blocks: number }): Promise<Omit<SwarmResult, 'providers'>> {
   const times = new Map<string, number[]>()
   /** Per round: the blackholed cell − its reference, ms */
   const adds: Record<Api, number[]> = { get: [], session: [] }
   const lost: Record<string, number> = {}
   let seed = 40_000
   // warm-up, not recorded
-  await runCell({ setup: 'healthy', api: 'get' }, options.blocks, seed++)
+  await runCell(host, { setup: 'healthy', api: 'get' }, options.blocks, seed++)
   for (let round = 0; round < options.rounds; round++) {
     const thisRound = new Map<string, number>()
     for (const cell of shuffled(CELLS, round + 1)) {
       const key = `${cell.setup}/${cell.api}`
-      const run = await runCell(cell, options.blocks, seed++)
+      const run = await runCell(host, cell, options.blocks, seed++)
       times.set(key, [...(times.get(key) ?? []), run.ms])
       thisRound.set(key, run.ms)
       if (run.lost > 0) {
