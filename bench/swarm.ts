@@ -66,6 +66,14 @@ export interface SwarmResult {
    * the same round); `get`: blackhole-on − healthy, session: blackhole1-on − healthy1
    */
   blackholeAddsMs: Record<Api, number>
+  /**
+   * `get` with the service over its floor (the swarm without its reset, silent and blackholed
+   * members, service off), per round: what the service and the faulty members cost beyond what the
+   * providers it must keep cost by themselves
+   */
+  overFloor: Summary
+  /** The floor with the service over the floor without it, per round: what the service costs where it has nothing to refuse */
+  serviceOnFloor: Summary
 }
 
 /** The providers of each cell, in the order a session gets them (helia asks the last first) */
@@ -150,6 +158,8 @@ async function runRounds (host: ProviderHost, options: { rounds: number, blocks:
   const times = new Map<string, number[]>()
   /** Per round: the blackholed cell − its reference, ms */
   const adds: Record<Api, number[]> = { get: [], session: [] }
+  const overFloor: number[] = []
+  const serviceOnFloor: number[] = []
   const lost: Record<string, number> = {}
   let seed = 40_000
   // warm-up, not recorded
@@ -168,6 +178,9 @@ async function runRounds (host: ProviderHost, options: { rounds: number, blocks:
     }
     adds.get.push((thisRound.get('blackhole-on/get') ?? Number.NaN) - (thisRound.get('healthy/get') ?? Number.NaN))
     adds.session.push((thisRound.get('blackhole1-on/session') ?? Number.NaN) - (thisRound.get('healthy1/session') ?? Number.NaN))
+    const floor = thisRound.get('survivors-off/get') ?? Number.NaN
+    overFloor.push((thisRound.get('swarm-on/get') ?? Number.NaN) / floor)
+    serviceOnFloor.push((thisRound.get('survivors-on/get') ?? Number.NaN) / floor)
   }
   const ms: Record<string, Summary> = {}
   const ratio: Record<string, Summary> = {}
@@ -180,5 +193,5 @@ async function runRounds (host: ProviderHost, options: { rounds: number, blocks:
     }
   }
   log(`swarm: ${options.rounds} rounds of ${CELLS.length} cells`)
-  return { blocks: options.blocks, rounds: options.rounds, ms, ratio, lost, blackholeAddsMs: { get: summarize(adds.get, 0).median, session: summarize(adds.session, 0).median } }
+  return { blocks: options.blocks, rounds: options.rounds, ms, ratio, lost, blackholeAddsMs: { get: summarize(adds.get, 0).median, session: summarize(adds.session, 0).median }, overFloor: summarize(overFloor, 2), serviceOnFloor: summarize(serviceOnFloor, 2) }
 }

@@ -96,7 +96,7 @@ export function renderTable (r: Results, extras: Extras): string {
 
   const sw = extras.swarm
   if (sw != null) {
-    lines.push(`**6. Eight-provider swarm** (issue 10: 3 healthy, reset, silent, blackholed, 400 ms slow, flapping; ${sw.blocks} × 4 KiB, ms, median (min–max) of ${sw.rounds} runs; × = per-run ratio to the healthy three alone)`)
+    lines.push(`**6. Eight-provider swarm** (issue 10: 3 healthy, reset, silent, blackholed, 400 ms slow, flapping; ${sw.blocks} × 4 KiB, ms, median (min–max) of ${sw.rounds} runs; × = per-run ratio to the healthy three alone; providers ${sw.providers === 'in-process' ? 'in the consumer\'s process' : 'in a process of their own'})`)
     blank()
     head('setup', 'get', 'session')
     const c = (key: string): string => sw.ms[key] == null ? '' : `${fmt(sw.ms[key], 0)}${sw.ratio[key] == null ? '' : ` ×${sw.ratio[key].median.toFixed(2)}`}${(sw.lost[key] ?? 0) > 0 ? `, ${sw.lost[key]} lost` : ''}`
@@ -109,7 +109,7 @@ export function renderTable (r: Results, extras: Extras): string {
     row('one blackholed + the healthy three (get) or one healthy (session), service on', c('blackhole-on/get'), c('blackhole1-on/session'))
     row('first five session providers silent (20 blocks), service on', '', c('silent5-on/session'))
     blank()
-    lines.push(`A blackholed peer adds ${sw.blackholeAddsMs.get} ms to a get and ${sw.blackholeAddsMs.session} ms to a session (median over rounds of the difference within a round).`)
+    lines.push(`A blackholed peer adds ${sw.blackholeAddsMs.get} ms to a get and ${sw.blackholeAddsMs.session} ms to a session (median over rounds of the difference within a round).${sw.overFloor == null ? '' : ` Within each round, the swarm's get with the service took ×${span(sw.overFloor)} of its floor, and the floor with the service ×${span(sw.serviceOnFloor)} of the floor without it.`}`)
     blank()
   }
 
@@ -120,6 +120,11 @@ export function renderTable (r: Results, extras: Extras): string {
     row(c.target, String(c.value), String(c.limit), c.pass ? 'PASS' : 'MISS')
   }
   return lines.join('\n')
+}
+
+/** `median (min–max)` of a ratio */
+function span (s: Summary): string {
+  return `${s.median.toFixed(2)} (${s.min.toFixed(2)}–${s.max.toFixed(2)})`
 }
 
 function range (s: Summary | undefined): string {
