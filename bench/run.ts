@@ -8,6 +8,8 @@
  *   npm run bench -- --only memory     one micro-benchmark (overhead, memory or scale), printed
  *   npm run bench -- --only swarm --swarm-providers in-process
  *                                      issue 10's swarm with its providers in this process (default: their own)
+ *   npm run bench -- --only swarm --swarm-rounds 10
+ *                                      more rounds than the default 5 (1 with --quick)
  *
  * Micro-benchmarks run first, on a quiet heap; the network scenarios last.
  */
@@ -34,7 +36,8 @@ const { values: args } = parseArgs({
     // `--only swarm`: just the issue-10 swarm scenario, printed, nothing written
     only: { type: 'string' },
     out: { type: 'string' },
-    'swarm-providers': { type: 'string', default: 'process' }
+    'swarm-providers': { type: 'string', default: 'process' },
+    'swarm-rounds': { type: 'string' }
   }
 })
 const swarmProviders = args['swarm-providers']
@@ -42,6 +45,10 @@ if (swarmProviders !== 'process' && swarmProviders !== 'in-process') {
   throw new Error(`--swarm-providers must be 'process' or 'in-process', got '${String(swarmProviders)}'`)
 }
 
+const swarmRounds = args['swarm-rounds'] == null ? undefined : Number(args['swarm-rounds'])
+if (swarmRounds !== undefined && !(Number.isInteger(swarmRounds) && swarmRounds >= 1 && swarmRounds <= 50)) {
+  throw new Error(`--swarm-rounds must be an integer from 1 to 50, got '${String(args['swarm-rounds'])}'`)
+}
 const quick = args.quick === true
 const out = args.out ?? (quick ? 'bench/results-quick.json' : 'bench/results.json')
 
@@ -61,7 +68,7 @@ if (args.only === 'hostile') {
 }
 
 if (args.only === 'swarm') {
-  const swarm = await runSwarm({ ...(quick ? { rounds: 1, blocks: 400 } : { rounds: 5, blocks: 400 }), providers: swarmProviders })
+  const swarm = await runSwarm({ rounds: swarmRounds ?? (quick ? 1 : 5), blocks: 400, providers: swarmProviders })
   process.stdout.write(JSON.stringify(swarm, null, 2) + '\n')
   process.exit(0)
 }
@@ -83,7 +90,7 @@ const scale = await runScale(plan.scale)
 forgetPeerIds()
 const bitswap = await runBitswap(plan.bitswap)
 const faulty = await runFaulty({ ...plan.faulty, onRun: (what) => { log(`faulty ${what}`) } })
-const swarm = await runSwarm({ ...(quick ? { rounds: 1, blocks: 400 } : { rounds: 5, blocks: 400 }), providers: swarmProviders })
+const swarm = await runSwarm({ rounds: swarmRounds ?? (quick ? 1 : 5), blocks: 400, providers: swarmProviders })
 
 const results: Results = {
   machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), node: process.version },
