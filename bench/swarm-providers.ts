@@ -98,6 +98,9 @@ class ChildHost implements ProviderHost {
   }
 
   async close (): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) {
+      return // it died already: no exit event will come
+    }
     const exited = new Promise(resolve => this.child.once('exit', resolve))
     this.child.stdin.end()
     const killer = setTimeout(() => { this.child.kill('SIGKILL') }, 10_000)
